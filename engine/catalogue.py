@@ -1,0 +1,540 @@
+"""The catalogue: SQLite (WAL) through SQLAlchemy 2, the library's source of truth, vectors included.
+
+Paths are stored as the raw bytes the OS gave us, so any file name the OS allows round-trips losslessly.
+The schema is created and upgraded by Alembic (engine/migrations); the ORM classes here mirror it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+import logging
+import os
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import (
+    Boolean,
+    DateTime,
+    ForeignKey,
+    Integer,
+    LargeBinary,
+    String,
+    column,
+    create_engine,
+    delete,
+    event,
+    func,
+    select,
+    table,
+    update,
+)
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, sessionmaker
+
+from engine.errors import LibraryError
+
+log = logging.getLogger(__name__)
+
+MIGRATIONS = Path(__file__).with_name("migrations")
+# SQLite keeps the last AUTOINCREMENT value of each table here, even after rows are deleted.
+_SEQUENCES = table("sqlite_sequence", column("name"), column("seq"))
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class Status(enum.StrEnum):
+    PENDING = "pending"  # seen on disk, not yet embedded with the library's model
+    INDEXED = "indexed"
+    FAILED = "failed"  # could not be decoded; `error` says why
+    UNAVAILABLE = "unavailable"  # its folder is gone (an unplugged drive); kept, not deleted
+
+
+class Folder(Base):
+    __tablename__ = "folders"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    path: Mapped[bytes] = mapped_column(LargeBinary, unique=True)
+    excluded: Mapped[bool] = mapped_column(Boolean, default=False)
+    added_at: Mapped[dt.datetime] = mapped_column(DateTime)
+
+
+class Model(Base):
+    __tablename__ = "models"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    key: Mapped[str] = mapped_column(String, unique=True)
+    dim: Mapped[int] = mapped_column(Integer)
+
+
+class Media(Base):
+    __tablename__ = "media"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    path: Mapped[bytes] = mapped_column(LargeBinary, unique=True)
+    kind: Mapped[str] = mapped_column(String)
+    size: Mapped[int] = mapped_column(Integer)
+    mtime_ns: Mapped[int] = mapped_column(Integer)
+    fingerprint: Mapped[str | None] = mapped_column(String, index=True)
+    width: Mapped[int | None]
+    height: Mapped[int | None]
+    duration_ms: Mapped[int | None]
+    taken_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
+    status: Mapped[str] = mapped_column(String, default=Status.PENDING)
+    error: Mapped[str | None]
+    model_id: Mapped[int | None] = mapped_column(ForeignKey("models.id"))
+    indexed_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
+
+
+class Frame(Base):
+    __tablename__ = "frames"
+    __table_args__ = {"sqlite_autoincrement": True}  # ids are index keys: never reuse one
+    id: Mapped[int] = mapped_column(primary_key=True)
+    media_id: Mapped[int] = mapped_column(ForeignKey("media.id", ondelete="CASCADE"), index=True)
+    timestamp_ms: Mapped[int | None]
+
+
+class Vector(Base):
+    __tablename__ = "vectors"
+    __table_args__ = {"sqlite_autoincrement": True}  # seq is the index's high-water mark
+    seq: Mapped[int] = mapped_column(primary_key=True)
+    frame_id: Mapped[int] = mapped_column(ForeignKey("frames.id", ondelete="CASCADE"))
+    model_id: Mapped[int] = mapped_column(ForeignKey("models.id"))
+    data: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class VectorDeletion(Base):
+    """Filled by a trigger on `vectors`, so an index file can replay deletions made since its checkpoint."""
+
+    __tablename__ = "vector_deletions"
+    __table_args__ = {"sqlite_autoincrement": True}
+    seq: Mapped[int] = mapped_column(primary_key=True)
+    frame_id: Mapped[int]
+    model_id: Mapped[int]
+
+
+class Setting(Base):
+    __tablename__ = "settings"
+    key: Mapped[str] = mapped_column(String, primary_key=True)
+    value: Mapped[str]
+
+
+@dataclass(frozen=True)
+class FrameHit:
+    """A frame joined with its media file, as search needs it."""
+
+    frame_id: int
+    media_id: int
+    path: bytes
+    kind: str
+    timestamp_ms: int | None
+
+
+@dataclass(frozen=True)
+class NewFrame:
+    timestamp_ms: int | None
+    vector: np.ndarray
+
+
+def under(column, folder: bytes):
+    """SQL condition: a BLOB path column lies inside `folder` (byte-wise prefix, '/' + anything)."""
+    prefix = folder.rstrip(b"/") + b"/"
+    # Every path that starts with prefix sorts in [prefix, prefix with its last byte + 1).
+    return (column >= prefix) & (column < prefix[:-1] + b"0")
+
+
+def encode_vector(vector: np.ndarray) -> bytes:
+    return np.asarray(vector, dtype=np.float16).tobytes()
+
+
+def decode_vectors(blobs: Sequence[bytes], dim: int) -> np.ndarray:
+    if not blobs:
+        return np.zeros((0, dim), dtype=np.float32)
+    return np.frombuffer(b"".join(blobs), dtype=np.float16).reshape(len(blobs), dim).astype(np.float32)
+
+
+class Catalogue:
+    """The library's SQLite database: folders, media, frames, models, vectors and settings."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        try:
+            self.engine: Engine = create_engine(f"sqlite:///{path}", connect_args={"timeout": 30})
+        except OperationalError as error:  # pragma: no cover - sqlite reports most problems on connect
+            raise LibraryError(f"cannot open the catalogue {path}: {error.orig}") from error
+        event.listen(self.engine, "connect", _configure_connection)
+        self.session = sessionmaker(self.engine, expire_on_commit=False)
+        self._migrate()
+
+    def _migrate(self) -> None:
+        config = Config()
+        config.set_main_option("script_location", str(MIGRATIONS))
+        head = ScriptDirectory.from_config(config).get_current_head()
+        try:
+            with self.engine.begin() as connection:
+                current = MigrationContext.configure(connection).get_current_revision()
+                if current == head:
+                    return
+                log.info("upgrading catalogue %s from schema %s to %s", self.path, current, head)
+                config.attributes["connection"] = connection
+                command.upgrade(config, "head")
+        except OperationalError as error:
+            raise LibraryError(f"cannot open the catalogue {self.path}: {error.orig}") from error
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    # settings -----------------------------------------------------------------------------------------
+
+    def get_setting(self, key: str) -> str | None:
+        with self.session() as s:
+            row = s.get(Setting, key)
+            return row.value if row else None
+
+    def set_setting(self, key: str, value: str) -> None:
+        with self.session.begin() as s:
+            s.merge(Setting(key=key, value=value))
+
+    # folders ------------------------------------------------------------------------------------------
+
+    def folders(self, excluded: bool = False) -> list[bytes]:
+        with self.session() as s:
+            return list(
+                s.scalars(select(Folder.path).where(Folder.excluded == excluded).order_by(Folder.path))
+            )
+
+    def add_folder(self, path: bytes, excluded: bool = False) -> bool:
+        """Add a watched (or excluded) folder; False when it was already there."""
+        with self.session.begin() as s:
+            row = s.scalar(select(Folder).where(Folder.path == path))
+            if row is not None and row.excluded == excluded:
+                return False
+            if row is None:
+                s.add(Folder(path=path, excluded=excluded, added_at=dt.datetime.now()))
+            else:
+                row.excluded = excluded
+            return True
+
+    def remove_folder(self, path: bytes) -> bool:
+        with self.session.begin() as s:
+            return s.execute(delete(Folder).where(Folder.path == path)).rowcount > 0
+
+    # models -------------------------------------------------------------------------------------------
+
+    def model_id(self, key: str, dim: int) -> int:
+        """The id of a model's vector space, created on first use."""
+        with self.session.begin() as s:
+            row = s.scalar(select(Model).where(Model.key == key))
+            if row is None:
+                row = Model(key=key, dim=dim)
+                s.add(row)
+                s.flush()
+            elif row.dim != dim:
+                raise LibraryError(f"model {key} was recorded with {row.dim}-wide vectors, now gives {dim}")
+            return row.id
+
+    def find_model(self, key: str) -> tuple[int, int] | None:
+        """(id, dim) of a known model, or None."""
+        with self.session() as s:
+            row = s.scalar(select(Model).where(Model.key == key))
+            return (row.id, row.dim) if row else None
+
+    # media --------------------------------------------------------------------------------------------
+
+    def media_under(self, folder: bytes) -> dict[bytes, Media]:
+        with self.session() as s:
+            return {m.path: m for m in s.scalars(select(Media).where(under(Media.path, folder)))}
+
+    def media_by_path(self, path: bytes) -> Media | None:
+        with self.session() as s:
+            return s.scalar(select(Media).where(Media.path == path))
+
+    def upsert_pending(self, path: bytes, kind: str, size: int, mtime_ns: int) -> int:
+        """Record a file seen on disk that needs embedding; returns its media id."""
+        with self.session.begin() as s:
+            row = s.scalar(select(Media).where(Media.path == path))
+            if row is None:
+                row = Media(path=path, kind=kind)
+                s.add(row)
+            row.kind, row.size, row.mtime_ns = kind, size, mtime_ns
+            row.status, row.error, row.model_id = Status.PENDING, None, None
+            s.flush()
+            return row.id
+
+    def moved_candidate(self, fingerprint: str, kind: str, model_id: int) -> Media | None:
+        """An indexed media row with this content whose file no longer exists: the file was moved."""
+        with self.session() as s:
+            rows = s.scalars(
+                select(Media).where(
+                    Media.fingerprint == fingerprint,
+                    Media.kind == kind,
+                    Media.status == Status.INDEXED,
+                    Media.model_id == model_id,
+                )
+            )
+            return next((m for m in rows if not os.path.lexists(m.path)), None)
+
+    def move_media(self, media_id: int, new_path: bytes, size: int, mtime_ns: int) -> None:
+        """Give an indexed media row its new path, keeping its frames and vectors; drops a pending twin."""
+        with self.session.begin() as s:
+            s.execute(delete(Media).where(Media.path == new_path, Media.id != media_id))
+            s.execute(
+                update(Media).where(Media.id == media_id).values(path=new_path, size=size, mtime_ns=mtime_ns)
+            )
+
+    def record_indexed(
+        self,
+        media_id: int,
+        *,
+        model_id: int,
+        fingerprint: str | None,
+        width: int | None,
+        height: int | None,
+        duration_ms: int | None,
+        taken_at: dt.datetime | None,
+        frames: Sequence[NewFrame],
+    ) -> None:
+        """Replace a media file's frames and vectors in one transaction: all or nothing."""
+        with self.session.begin() as s:
+            s.execute(delete(Frame).where(Frame.media_id == media_id))
+            for frame in frames:
+                row = Frame(media_id=media_id, timestamp_ms=frame.timestamp_ms)
+                s.add(row)
+                s.flush()
+                s.add(Vector(frame_id=row.id, model_id=model_id, data=encode_vector(frame.vector)))
+            s.execute(
+                update(Media)
+                .where(Media.id == media_id)
+                .values(
+                    status=Status.INDEXED,
+                    error=None,
+                    model_id=model_id,
+                    fingerprint=fingerprint,
+                    width=width,
+                    height=height,
+                    duration_ms=duration_ms,
+                    taken_at=taken_at,
+                    indexed_at=dt.datetime.now(),
+                )
+            )
+
+    def record_failed(self, media_id: int, error: str, fingerprint: str | None = None) -> None:
+        with self.session.begin() as s:
+            s.execute(delete(Frame).where(Frame.media_id == media_id))
+            s.execute(
+                update(Media)
+                .where(Media.id == media_id)
+                .values(
+                    status=Status.FAILED, error=error, fingerprint=fingerprint, indexed_at=dt.datetime.now()
+                )
+            )
+
+    def delete_media(self, media_ids: Iterable[int]) -> int:
+        ids = list(media_ids)
+        with self.session.begin() as s:
+            removed = 0
+            for start in range(0, len(ids), 500):
+                chunk = ids[start : start + 500]
+                removed += s.execute(delete(Media).where(Media.id.in_(chunk))).rowcount
+            return removed
+
+    def set_unavailable(self, folder: bytes, unavailable: bool) -> int:
+        """Mark a missing folder's media unavailable (kept, not deleted), or bring them back."""
+        old, new = (
+            (Status.INDEXED, Status.UNAVAILABLE) if unavailable else (Status.UNAVAILABLE, Status.INDEXED)
+        )
+        with self.session.begin() as s:
+            return s.execute(
+                update(Media).where(under(Media.path, folder), Media.status == old).values(status=new)
+            ).rowcount
+
+    def pending_ids(self, model_id: int) -> list[int]:
+        """Media that still need embedding with this model (pending, or embedded by another model)."""
+        with self.session() as s:
+            return list(
+                s.scalars(
+                    select(Media.id)
+                    .where(
+                        (Media.status == Status.PENDING)
+                        | ((Media.status == Status.INDEXED) & (Media.model_id != model_id))
+                    )
+                    .order_by(Media.path)
+                )
+            )
+
+    def get_media(self, media_ids: Sequence[int]) -> list[Media]:
+        with self.session() as s:
+            rows = {m.id: m for m in s.scalars(select(Media).where(Media.id.in_(list(media_ids))))}
+            return [rows[i] for i in media_ids if i in rows]
+
+    # counts -------------------------------------------------------------------------------------------
+
+    def counts(self, model_id: int | None) -> dict[str, int]:
+        with self.session() as s:
+            by_kind = dict(
+                s.execute(
+                    select(Media.kind, func.count())
+                    .where(Media.status == Status.INDEXED, Media.model_id == model_id)
+                    .group_by(Media.kind)
+                ).all()
+            )
+            by_status = dict(s.execute(select(Media.status, func.count()).group_by(Media.status)).all())
+            frames = (
+                s.scalar(select(func.count()).select_from(Vector).where(Vector.model_id == model_id)) or 0
+            )
+            stale = (
+                s.scalar(
+                    select(func.count())
+                    .select_from(Media)
+                    .where(Media.status == Status.INDEXED, Media.model_id != model_id)
+                )
+                or 0
+            )
+        return {
+            "media": sum(by_status.values()),
+            "images": by_kind.get("image", 0),
+            "videos": by_kind.get("video", 0),
+            "frames": frames,
+            "failed": by_status.get(Status.FAILED, 0),
+            "pending": by_status.get(Status.PENDING, 0) + stale,
+            "unavailable": by_status.get(Status.UNAVAILABLE, 0),
+        }
+
+    # vectors ------------------------------------------------------------------------------------------
+
+    def vectors_since(self, model_id: int, after_seq: int, dim: int) -> tuple[np.ndarray, np.ndarray, int]:
+        """(frame ids, vectors, last seq) of a model's vectors written after `after_seq`."""
+        with self.session() as s:
+            rows = s.execute(
+                select(Vector.seq, Vector.frame_id, Vector.data)
+                .where(Vector.model_id == model_id, Vector.seq > after_seq)
+                .order_by(Vector.seq)
+            ).all()
+        if not rows:
+            return np.zeros(0, dtype=np.uint64), np.zeros((0, dim), np.float32), after_seq
+        keys = np.fromiter((r.frame_id for r in rows), dtype=np.uint64, count=len(rows))
+        return keys, decode_vectors([r.data for r in rows], dim), rows[-1].seq
+
+    def deletions_since(self, model_id: int, after_seq: int) -> tuple[np.ndarray, int]:
+        with self.session() as s:
+            rows = s.execute(
+                select(VectorDeletion.seq, VectorDeletion.frame_id)
+                .where(VectorDeletion.model_id == model_id, VectorDeletion.seq > after_seq)
+                .order_by(VectorDeletion.seq)
+            ).all()
+        if not rows:
+            return np.zeros(0, dtype=np.uint64), after_seq
+        return np.array([r.frame_id for r in rows], dtype=np.uint64), rows[-1].seq
+
+    def prune_deletions(self, model_id: int, up_to_seq: int) -> None:
+        with self.session.begin() as s:
+            s.execute(
+                delete(VectorDeletion).where(
+                    VectorDeletion.model_id == model_id, VectorDeletion.seq <= up_to_seq
+                )
+            )
+
+    def last_seqs(self) -> tuple[int, int]:
+        """The highest vector and deletion sequence numbers ever issued (AUTOINCREMENT never goes back)."""
+        with self.session() as s:
+            seqs = dict(s.execute(select(_SEQUENCES.c.name, _SEQUENCES.c.seq)).all())
+        return seqs.get("vectors", 0), seqs.get("vector_deletions", 0)
+
+    def vector_keys(self, model_id: int) -> np.ndarray:
+        with self.session() as s:
+            keys = s.scalars(select(Vector.frame_id).where(Vector.model_id == model_id)).all()
+        return np.array(keys, dtype=np.uint64)
+
+    def vectors_of(self, frame_ids: Sequence[int], model_id: int, dim: int) -> dict[int, np.ndarray]:
+        with self.session() as s:
+            rows = s.execute(
+                select(Vector.frame_id, Vector.data).where(
+                    Vector.model_id == model_id, Vector.frame_id.in_(list(frame_ids))
+                )
+            ).all()
+        matrix = decode_vectors([r.data for r in rows], dim)
+        return {r.frame_id: matrix[i] for i, r in enumerate(rows)}
+
+    def frames(self, frame_ids: Sequence[int]) -> dict[int, FrameHit]:
+        """Frames joined with their media; frames that no longer exist are simply absent."""
+        out: dict[int, FrameHit] = {}
+        ids = [int(i) for i in frame_ids]
+        with self.session() as s:
+            for start in range(0, len(ids), 900):
+                rows = s.execute(
+                    select(Frame.id, Frame.media_id, Frame.timestamp_ms, Media.path, Media.kind)
+                    .join(Media, Media.id == Frame.media_id)
+                    .where(Frame.id.in_(ids[start : start + 900]), Media.status == Status.INDEXED)
+                )
+                for r in rows:
+                    out[r.id] = FrameHit(r.id, r.media_id, r.path, r.kind, r.timestamp_ms)
+        return out
+
+    def frames_of_media(self, media_id: int) -> list[tuple[int, int | None]]:
+        with self.session() as s:
+            return [
+                (r.id, r.timestamp_ms)
+                for r in s.execute(
+                    select(Frame.id, Frame.timestamp_ms).where(Frame.media_id == media_id).order_by(Frame.id)
+                )
+            ]
+
+    def iter_media(self) -> Iterator[Media]:
+        with self.session() as s:
+            yield from s.scalars(select(Media).order_by(Media.path))
+
+    def orphans(self) -> dict[str, int]:
+        """Rows that point at nothing: indexed media without frames, frames without vectors of their model."""
+        with self.session() as s:
+            no_frames = s.scalar(
+                select(func.count())
+                .select_from(Media)
+                .where(
+                    Media.status == Status.INDEXED,
+                    ~select(Frame.id).where(Frame.media_id == Media.id).exists(),
+                )
+            )
+            no_vector = s.scalar(
+                select(func.count())
+                .select_from(Frame)
+                .join(Media, Media.id == Frame.media_id)
+                .where(
+                    Media.status == Status.INDEXED,
+                    ~select(Vector.seq)
+                    .where(Vector.frame_id == Frame.id, Vector.model_id == Media.model_id)
+                    .exists(),
+                )
+            )
+        return {"media without frames": no_frames or 0, "frames without vectors": no_vector or 0}
+
+    def requeue_orphans(self) -> int:
+        """Send indexed media with missing frames or vectors back to pending, to be embedded again."""
+        with self.session.begin() as s:
+            broken = (
+                ~select(Frame.id).where(Frame.media_id == Media.id).exists()
+                | select(Frame.id)
+                .where(
+                    Frame.media_id == Media.id,
+                    ~select(Vector.seq)
+                    .where(Vector.frame_id == Frame.id, Vector.model_id == Media.model_id)
+                    .exists(),
+                )
+                .exists()
+            )
+            return s.execute(
+                update(Media).where(Media.status == Status.INDEXED, broken).values(status=Status.PENDING)
+            ).rowcount
+
+
+def _configure_connection(dbapi_connection, _record) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: durable across app crashes, fast commits
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.close()

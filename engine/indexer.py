@@ -1,0 +1,308 @@
+"""Folders → scan → decode → Fast encoder → catalogue + vector index.
+
+Decoding runs in a thread pool ahead of the model (PIL and PyAV release the GIL while they decode); the main
+thread batches frames into the model and commits each file's frames and vectors in one transaction, so a run
+killed at any instant loses nothing committed and the next run resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import queue
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from engine.media.images import decode_image
+from engine.media.scanner import FoundFile, MediaKind, fingerprint, scan
+from engine.media.video import FrameSampler
+
+from engine.catalogue import Catalogue, Media, NewFrame, Status
+from engine.errors import MediaError
+from engine.models import FastEncoder
+from engine.paths import display
+from engine.results import IndexProgress, IndexReport
+from engine.vector_index import VectorIndex
+
+log = logging.getLogger(__name__)
+
+BATCH_SIZE = 32
+CHECKPOINT_SECONDS = 30.0
+
+
+@dataclass
+class _Decoded:
+    """What a decode worker hands the model thread for one media file."""
+
+    media: Media
+    fingerprint: str | None = None
+    width: int | None = None
+    height: int | None = None
+    duration_ms: int | None = None
+    taken_at: object = None
+    error: str | None = None
+
+
+@dataclass
+class _Pending:
+    """A media file whose frames are being embedded."""
+
+    decoded: _Decoded | None = None  # set once its worker has finished
+    timestamps: list[int | None] = field(default_factory=list)
+    vectors: dict[int, np.ndarray] = field(default_factory=dict)
+
+    @property
+    def complete(self) -> bool:
+        return self.decoded is not None and len(self.vectors) == len(self.timestamps)
+
+
+class Indexer:
+    """Brings a library's catalogue and index up to date with its folders, for one Fast encoder."""
+
+    def __init__(
+        self,
+        catalogue: Catalogue,
+        index: VectorIndex,
+        encoder: FastEncoder,
+        model_id: int,
+        *,
+        sampler: FrameSampler | None = None,
+        workers: int | None = None,
+        progress: Callable[[IndexProgress], None] | None = None,
+        should_stop: Callable[[], bool] = lambda: False,
+    ) -> None:
+        self.catalogue = catalogue
+        self.index = index
+        self.encoder = encoder
+        self.model_id = model_id
+        self.sampler = sampler or FrameSampler()
+        self.workers = workers or min(4, os.cpu_count() or 1)
+        self.progress = progress
+        self.should_stop = should_stop
+        self.report = IndexReport()
+
+    # scanning -----------------------------------------------------------------------------------------
+
+    def sync_folder(self, folder: bytes, excluded: Iterable[bytes]) -> None:
+        """Record what changed in one folder since the last run: new, changed, moved and deleted files."""
+        known = self.catalogue.media_under(folder)
+        if not os.path.isdir(folder):
+            # An unplugged drive or unmounted share: keep everything, it comes back with the folder.
+            self.report.unavailable += self.catalogue.set_unavailable(folder, True)
+            log.warning("folder %s is not reachable; its files are kept as unavailable", display(folder))
+            return
+        self.catalogue.set_unavailable(folder, False)
+        found: dict[bytes, FoundFile] = {}
+        try:
+            for item in scan(folder, list(excluded)):
+                found[item.path] = item
+        except MediaError as error:
+            log.warning("cannot scan %s: %s", display(folder), error)
+            return
+        new = [f for path, f in found.items() if path not in known]
+        for item in new:
+            if not self._adopt_moved(item):
+                self.catalogue.upsert_pending(item.path, item.kind, item.size, item.mtime_ns)
+                self.report.new += 1
+        for path, item in found.items():
+            row = known.get(path)
+            if row is None:
+                continue
+            if row.size != item.size or row.mtime_ns != item.mtime_ns or row.kind != item.kind:
+                self.catalogue.upsert_pending(path, item.kind, item.size, item.mtime_ns)
+                self.report.updated += 1
+            elif row.status == Status.INDEXED and row.model_id != self.model_id:
+                self.report.updated += 1  # re-embedded for the new model
+            elif row.status in (Status.INDEXED, Status.FAILED):
+                self.report.skipped += 1
+        gone = [row.id for path, row in known.items() if path not in found and not os.path.lexists(path)]
+        self.report.removed += self.catalogue.delete_media(gone)
+
+    def _adopt_moved(self, item: FoundFile) -> bool:
+        """A new path whose content matches an indexed file that vanished keeps that file's vectors."""
+        try:
+            print_ = fingerprint(item.path, item.size)
+        except MediaError:
+            return False
+        moved = self.catalogue.moved_candidate(print_, item.kind, self.model_id)
+        if moved is None:
+            return False
+        log.info("%s moved to %s", display(moved.path), display(item.path))
+        self.catalogue.move_media(moved.id, item.path, item.size, item.mtime_ns)
+        self.report.moved += 1
+        return True
+
+    # embedding ----------------------------------------------------------------------------------------
+
+    def embed_pending(self) -> None:
+        """Decode and embed every media file the catalogue lists as needing it, committing file by file."""
+        ids = self.catalogue.pending_ids(self.model_id)
+        total = len(ids)
+        if not total:
+            return
+        results: queue.Queue = queue.Queue(maxsize=BATCH_SIZE * 4)
+        stop = threading.Event()
+        pending: dict[int, _Pending] = {}
+        batch: list[tuple[int, int, torch.Tensor]] = []
+        done = 0
+        last_checkpoint = time.monotonic()
+
+        def produce() -> None:
+            with ThreadPoolExecutor(self.workers, thread_name_prefix="decode") as pool:
+                for chunk in _chunks(ids, 64):
+                    if stop.is_set():
+                        break
+                    rows = self.catalogue.get_media(chunk)
+                    list(pool.map(lambda m: self._decode(m, results, stop), rows))
+            results.put(None)
+
+        producer = threading.Thread(target=produce, name="decode-feeder", daemon=True)
+        producer.start()
+
+        def flush() -> None:
+            nonlocal done
+            if batch:
+                vectors = self.encoder.embed_prepared(torch.stack([t for _, _, t in batch]))
+                for (media_id, slot, _), vector in zip(batch, vectors, strict=True):
+                    pending[media_id].vectors[slot] = vector
+                batch.clear()
+            for media_id in [m for m, p in pending.items() if p.complete]:
+                self._commit(pending.pop(media_id))
+                done += 1
+                if self.progress:
+                    self.progress(IndexProgress(done, total, "", self.report.failed))
+
+        try:
+            while True:
+                if self.should_stop():
+                    stop.set()
+                    break
+                try:
+                    item = results.get(timeout=0.2)
+                except queue.Empty:
+                    flush()  # the decoders are behind: embed what is ready rather than wait
+                    continue
+                if item is None:
+                    break
+                kind, media_id, payload = item
+                entry = pending.setdefault(media_id, _Pending())
+                if kind == "frame":
+                    timestamp, tensor = payload
+                    batch.append((media_id, len(entry.timestamps), tensor))
+                    entry.timestamps.append(timestamp)
+                    if len(batch) >= BATCH_SIZE:
+                        flush()
+                else:
+                    entry.decoded = payload
+                if time.monotonic() - last_checkpoint > CHECKPOINT_SECONDS:
+                    flush()
+                    self.checkpoint()
+                    last_checkpoint = time.monotonic()
+            flush()
+        finally:
+            stop.set()
+            _drain(results)
+            producer.join()
+        self.checkpoint()
+
+    def _decode(self, media: Media, results: queue.Queue, stop: threading.Event) -> None:
+        """Decode one file into prepared frames on `results`, then its summary (or its error)."""
+        if stop.is_set():
+            return
+        decoded = _Decoded(media=media)
+        try:
+            stat = os.stat(media.path)
+            if stat.st_size != media.size or stat.st_mtime_ns != media.mtime_ns:
+                raise MediaError(
+                    "the file changed while it was being indexed; it will be indexed on the next run"
+                )
+            decoded.fingerprint = fingerprint(media.path, media.size)
+            if media.kind == MediaKind.IMAGE:
+                image = decode_image(media.path)
+                decoded.width, decoded.height, decoded.taken_at = image.width, image.height, image.taken_at
+                _put(results, ("frame", media.id, (None, self.encoder.prepare(image.image))), stop)
+            else:
+                with self.sampler.open(media.path) as video:
+                    info = video.info
+                    decoded.width, decoded.height = info.width, info.height
+                    decoded.duration_ms, decoded.taken_at = info.duration_ms, info.taken_at
+                    count = 0
+                    for frame in video.frames():
+                        if stop.is_set():
+                            return
+                        _put(
+                            results,
+                            ("frame", media.id, (frame.timestamp_ms, self.encoder.prepare(frame.image))),
+                            stop,
+                        )
+                        count += 1
+                    if not count:
+                        raise MediaError("no frame of this video could be decoded")
+        except FileNotFoundError:
+            decoded.error = "the file vanished while it was being indexed"
+        except PermissionError:
+            decoded.error = "permission denied: Glimpse may not read this file"
+        except OSError as error:
+            decoded.error = f"cannot read the file: {error.strerror or error}"
+        except MediaError as error:
+            decoded.error = str(error)
+        _put(results, ("done", media.id, decoded), stop)
+
+    def _commit(self, entry: _Pending) -> None:
+        decoded = entry.decoded
+        assert decoded is not None
+        media = decoded.media
+        if decoded.error is not None:
+            log.warning("cannot index %s: %s", display(media.path), decoded.error)
+            self.catalogue.record_failed(media.id, decoded.error, decoded.fingerprint)
+            self.report.failed += 1
+            return
+        frames = [NewFrame(entry.timestamps[i], entry.vectors[i]) for i in range(len(entry.timestamps))]
+        self.catalogue.record_indexed(
+            media.id,
+            model_id=self.model_id,
+            fingerprint=decoded.fingerprint,
+            width=decoded.width,
+            height=decoded.height,
+            duration_ms=decoded.duration_ms,
+            taken_at=decoded.taken_at,  # type: ignore[arg-type]
+            frames=frames,
+        )
+        self.report.frames += len(frames)
+        if media.kind == MediaKind.IMAGE:
+            self.report.images += 1
+        else:
+            self.report.videos += 1
+
+    def checkpoint(self) -> None:
+        """Bring the index up to date with what was committed and save it atomically."""
+        self.index.catch_up(self.catalogue, self.model_id)
+        self.index.save(self.catalogue, self.model_id)
+
+
+def _put(results: queue.Queue, item: object, stop: threading.Event) -> None:
+    """Put with a timeout loop, so a worker never blocks forever once the consumer has stopped."""
+    while not stop.is_set():
+        try:
+            results.put(item, timeout=0.2)
+            return
+        except queue.Full:
+            continue
+
+
+def _drain(results: queue.Queue) -> None:
+    while True:
+        try:
+            results.get_nowait()
+        except queue.Empty:
+            return
+
+
+def _chunks(items: list[int], size: int) -> Iterator[list[int]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]

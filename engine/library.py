@@ -1,0 +1,355 @@
+"""`Library`: the engine's facade. The `glimpse` command and the desktop app are two thin faces over it."""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from engine.catalogue import Catalogue
+from engine.errors import LibraryError, UsageError
+from engine.lock import WriterLock
+from engine.paths import default_library, display, to_bytes, to_path
+from engine.results import CheckReport, IndexProgress, IndexReport, LibraryStatus, SearchResult
+from engine.vector_index import VectorIndex
+
+log = logging.getLogger(__name__)
+
+MODEL_SETTING = "model"
+INTERVAL_SETTING = "frame_interval_s"
+DEFAULT_FRAME_INTERVAL_S = 2.0
+
+
+class Library:
+    """A folder holding a catalogue, vector indexes, thumbnails and logs. Open one with `Library.open`."""
+
+    def __init__(self, folder: Path, *, writable: bool, device: str = "auto") -> None:
+        self.folder = folder
+        self.writable = writable
+        self.device = device
+        self._lock = WriterLock(folder) if writable else None
+        self._index: VectorIndex | None = None
+        self._index_model_id: int | None = None
+        if self._lock is not None:
+            self._lock.acquire()
+        try:
+            self.catalogue = Catalogue(folder / "catalogue.sqlite")
+        except BaseException:
+            self.close()
+            raise
+
+    @classmethod
+    def open(
+        cls, folder: str | os.PathLike | None = None, *, writable: bool = False, device: str = "auto"
+    ) -> Library:
+        """Open (creating if needed) a library; `writable` takes the one-writer lock."""
+        path = Path(folder).expanduser() if folder is not None else default_library()
+        try:
+            path.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise LibraryError(f"cannot create the library folder {path}: {error.strerror}") from error
+        if not os.access(path, os.W_OK | os.X_OK) and writable:
+            raise LibraryError(f"the library folder {path} is read-only; choose another with --library")
+        _log_to(path)
+        return cls(path, writable=writable, device=device)
+
+    def close(self) -> None:
+        if getattr(self, "catalogue", None) is not None:
+            self.catalogue.close()
+        if self._lock is not None:
+            self._lock.release()
+
+    def __enter__(self) -> Library:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # folders ------------------------------------------------------------------------------------------
+
+    def folders(self) -> list[Path]:
+        return [to_path(f) for f in self.catalogue.folders()]
+
+    def excluded_folders(self) -> list[Path]:
+        return [to_path(f) for f in self.catalogue.folders(excluded=True)]
+
+    def add_folder(self, folder: str | os.PathLike | bytes) -> bool:
+        """Watch a folder (indexed on the next `index`); False if it was watched already."""
+        self._require_writable()
+        raw = to_bytes(folder)
+        if not os.path.isdir(raw):
+            raise UsageError(f"{display(raw)} is not a folder")
+        return self.catalogue.add_folder(raw)
+
+    def exclude_folder(self, folder: str | os.PathLike | bytes) -> bool:
+        """Leave a sub-folder of a watched folder out of indexing; its files leave the library on next index."""
+        self._require_writable()
+        return self.catalogue.add_folder(to_bytes(folder), excluded=True)
+
+    def remove_folder(self, folder: str | os.PathLike | bytes) -> int:
+        """Stop watching a folder; its files leave the library (unless another watched folder holds them)."""
+        self._require_writable()
+        raw = to_bytes(folder)
+        if not self.catalogue.remove_folder(raw):
+            raise UsageError(f"{display(raw)} is not a watched folder")
+        still = self.catalogue.folders()
+        gone = [
+            m.id
+            for m in self.catalogue.media_under(raw).values()
+            if not any(m.path.startswith(f.rstrip(b"/") + b"/") for f in still)
+        ]
+        removed = self.catalogue.delete_media(gone)
+        if removed:
+            self._checkpoint_current()
+        return removed
+
+    # model --------------------------------------------------------------------------------------------
+
+    @property
+    def model(self) -> str | None:
+        """The model spec whose vectors this library searches (None before the first index)."""
+        return self.catalogue.get_setting(MODEL_SETTING)
+
+    @property
+    def frame_interval_s(self) -> float:
+        value = self.catalogue.get_setting(INTERVAL_SETTING)
+        return float(value) if value else DEFAULT_FRAME_INTERVAL_S
+
+    def set_frame_interval(self, seconds: float) -> None:
+        self._require_writable()
+        if not 0.1 <= seconds <= 600:
+            raise UsageError("the video frame interval must be between 0.1 and 600 seconds")
+        self.catalogue.set_setting(INTERVAL_SETTING, repr(float(seconds)))
+
+    def _encoder(self, spec: str | None = None):
+        from engine.models import load_fast  # torch loads only when a model is needed
+
+        spec = spec or self.model
+        if spec is None:
+            raise UsageError("this library has not been indexed yet; run `glimpse index` first")
+        return load_fast(spec, self.device)
+
+    def _vector_index(self, model_key: str, dim: int, model_id: int) -> VectorIndex:
+        """The index of a model's vectors, caught up with the catalogue (re-read if another process saved)."""
+        if self._index is None or self._index_model_id != model_id or self._index.checkpoint_changed():
+            self._index = VectorIndex.open(
+                self.folder / f"vectors-{model_key}.usearch", dim, self.catalogue, model_id
+            )
+            self._index_model_id = model_id
+        else:
+            self._index.catch_up(self.catalogue, model_id)
+        return self._index
+
+    def _checkpoint_current(self) -> None:
+        model = self.model
+        known = self.catalogue.find_model(_key_of(model)) if model else None
+        if model and known:
+            index = self._vector_index(_key_of(model), known[1], known[0])
+            index.save(self.catalogue, known[0])
+
+    # indexing -----------------------------------------------------------------------------------------
+
+    def index(
+        self,
+        folders: Sequence[str | os.PathLike | bytes] = (),
+        *,
+        model: str | None = None,
+        progress: Callable[[IndexProgress], None] | None = None,
+        notice: Callable[[str], None] = lambda message: None,
+        should_stop: Callable[[], bool] = lambda: False,
+    ) -> IndexReport:
+        """Scan the watched folders (or just `folders`, which become watched), embed what is new or changed."""
+        from engine.media.video import FrameSampler
+
+        from engine.indexer import Indexer
+
+        self._require_writable()
+        started = time.monotonic()
+        watched = set(self.catalogue.folders())
+        for folder in folders:
+            if to_bytes(folder) not in watched:
+                self.add_folder(folder)
+        targets = [to_bytes(f) for f in folders] or self.catalogue.folders()
+        if not targets:
+            raise UsageError("no folders to index; add one with `glimpse add FOLDER`")
+        from engine.models.presets import DEFAULT_PRESET
+
+        spec = model or self.model or DEFAULT_PRESET
+        encoder = self._encoder(spec)
+        previous = self.model
+        if previous is not None and _key_of(previous) != encoder.key:
+            count = self.catalogue.counts(None)["media"]
+            notice(
+                f"Switching this library's model from {previous} to {spec}: {count} files will be re-embedded."
+            )
+        model_id = self.catalogue.model_id(encoder.key, encoder.dim)
+        self.catalogue.set_setting(MODEL_SETTING, spec)
+        index = self._vector_index(encoder.key, encoder.dim, model_id)
+        sampler = FrameSampler(interval_s=self.frame_interval_s)
+        indexer = Indexer(
+            self.catalogue,
+            index,
+            encoder,
+            model_id,
+            sampler=sampler,
+            progress=progress,
+            should_stop=should_stop,
+        )
+        excluded = self.catalogue.folders(excluded=True)
+        for folder in targets:
+            indexer.sync_folder(folder, excluded)
+        indexer.embed_pending()
+        indexer.report.seconds = round(time.monotonic() - started, 3)
+        return indexer.report
+
+    # searching ----------------------------------------------------------------------------------------
+
+    def search(
+        self,
+        text: str,
+        *,
+        limit: int = 20,
+        kind: str | None = None,
+        folder: str | os.PathLike | bytes | None = None,
+    ) -> list[SearchResult]:
+        """Files best matching a description, best first; a video by its best moment."""
+        query = text.strip() if isinstance(text, str) else ""
+        if not query:
+            raise UsageError("type a few words describing what you are looking for")
+        encoder = self._encoder()
+        vector = encoder.embed_texts([query])[0]
+        return self._search_vector(encoder, vector, limit, kind, folder, None)
+
+    def similar(self, file: str | os.PathLike | bytes, *, limit: int = 20) -> list[SearchResult]:
+        """Files that look like `file` (a photo, or a video by its first frames), itself excluded."""
+        from engine.media.images import decode_image
+        from engine.media.scanner import MediaKind, kind_of
+
+        from engine.errors import MediaError
+
+        raw = to_bytes(file)
+        if not os.path.exists(raw):
+            raise UsageError(f"{display(raw)} does not exist")
+        encoder = self._encoder()
+        vector = self._stored_vector(raw, encoder)
+        if vector is None:
+            kind = kind_of(raw)
+            if kind is None:
+                raise UsageError(f"{display(raw)} is not a photo or video Glimpse can read")
+            try:
+                if kind == MediaKind.IMAGE:
+                    vector = encoder.embed_images([decode_image(raw).image])[0]
+                else:
+                    vector = self._video_vector(raw, encoder)
+            except MediaError as error:
+                raise UsageError(f"cannot read {display(raw)}: {error}") from error
+        return self._search_vector(encoder, vector, limit, None, None, raw)
+
+    def _stored_vector(self, raw: bytes, encoder) -> np.ndarray | None:
+        media = self.catalogue.media_by_path(raw)
+        known = self.catalogue.find_model(encoder.key)
+        if media is None or known is None:
+            return None
+        frames = self.catalogue.frames_of_media(media.id)
+        vectors = self.catalogue.vectors_of([f for f, _ in frames], known[0], known[1])
+        if not vectors:
+            return None
+        mean = np.mean(list(vectors.values()), axis=0)
+        return mean / (np.linalg.norm(mean) or 1.0)
+
+    def _video_vector(self, raw: bytes, encoder) -> np.ndarray:
+        from engine.media.video import FrameSampler
+
+        with FrameSampler(interval_s=self.frame_interval_s).open(raw) as video:
+            images = [frame.image for _, frame in zip(range(8), video.frames(), strict=False)]
+        vectors = encoder.embed_images(images)
+        mean = vectors.mean(axis=0)
+        return mean / (np.linalg.norm(mean) or 1.0)
+
+    def _search_vector(self, encoder, vector, limit, kind, folder, exclude) -> list[SearchResult]:
+        from engine.searcher import Filters, Searcher
+
+        if kind not in (None, "image", "video"):
+            raise UsageError("the type must be image or video")
+        known = self.catalogue.find_model(encoder.key)
+        if known is None:
+            return []
+        index = self._vector_index(encoder.key, encoder.dim, known[0])
+        searcher = Searcher(self.catalogue, index, lambda: int(self.frame_interval_s * 1000))
+        filters = Filters(
+            kind=kind, folder=to_bytes(folder) if folder is not None else None, exclude_path=exclude
+        )
+        return searcher.search_vector(vector, limit, filters)
+
+    # status and check ---------------------------------------------------------------------------------
+
+    def status(self) -> LibraryStatus:
+        model = self.model
+        known = self.catalogue.find_model(_key_of(model)) if model else None
+        counts = self.catalogue.counts(known[0] if known else None)
+        return LibraryStatus(library=self.folder, model=model, folders=self.folders(), **counts)
+
+    def check(self, *, repair: bool = False) -> CheckReport:
+        """Compare the index file with the catalogue; `repair` rebuilds the index and requeues broken rows."""
+        if repair:
+            self._require_writable()
+        problems: list[str] = []
+        repaired: list[str] = []
+        for what, count in self.catalogue.orphans().items():
+            if count:
+                problems.append(f"{count} {what}")
+        model = self.model
+        known = self.catalogue.find_model(_key_of(model)) if model else None
+        if known is not None:
+            path = self.folder / f"vectors-{_key_of(model)}.usearch"
+            expected = set(self.catalogue.vector_keys(known[0]).tolist())
+            loaded = VectorIndex._load(path, known[1])
+            if loaded is None and expected:
+                problems.append(f"the index file {path.name} is missing or unreadable")
+            elif loaded is not None:
+                loaded.catch_up(self.catalogue, known[0])
+                actual = set(loaded.keys().tolist())
+                if actual - expected:
+                    problems.append(f"{len(actual - expected)} vectors in the index are not in the catalogue")
+                if expected - actual:
+                    problems.append(f"{len(expected - actual)} catalogue vectors are missing from the index")
+            if repair and problems:
+                self.catalogue.requeue_orphans()
+                path.unlink(missing_ok=True)
+                path.with_suffix(".json").unlink(missing_ok=True)
+                self._index = None
+                index = self._vector_index(_key_of(model), known[1], known[0])
+                index.save(self.catalogue, known[0])
+                repaired.append(
+                    "rebuilt the index from the catalogue; files with missing frames will be re-indexed"
+                )
+        return CheckReport(consistent=not problems, problems=problems, repaired=repaired)
+
+    def _require_writable(self) -> None:
+        if not self.writable:
+            raise LibraryError("this library was opened read-only")
+
+
+def _key_of(spec: str) -> str:
+    from engine.models.presets import parse_model_spec
+
+    return parse_model_spec(spec).key
+
+
+def _log_to(folder: Path) -> None:
+    """Send the engine's log to the library's log file (once per process and folder)."""
+    root = logging.getLogger("engine")
+    target = str(folder / "glimpse.log")
+    if any(getattr(h, "baseFilename", None) == target for h in root.handlers):
+        return
+    try:
+        handler = logging.FileHandler(target, encoding="utf-8", errors="backslashreplace")
+    except OSError:
+        return  # a read-only library still searches; it just cannot log
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root.addHandler(handler)
+    root.setLevel(logging.INFO)

@@ -1,0 +1,1 @@
+"""Finding media files on disk and decoding them: scanning, images, video frame sampling."""

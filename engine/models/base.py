@@ -1,0 +1,50 @@
+"""The two small protocols every model hides behind."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+import torch
+from PIL import Image
+
+
+@runtime_checkable
+class FastEncoder(Protocol):
+    """A dual encoder: images and texts embedded separately into one space."""
+
+    #: Identifies the vector space: vectors of two different keys never mix.
+    key: str
+    #: Width of the embeddings.
+    dim: int
+    #: "cpu" or "cuda".
+    device: str
+
+    def prepare(self, image: Image.Image) -> torch.Tensor:
+        """Turn a decoded RGB image into the model's input tensor (C, H, W); CPU only, thread-safe."""
+        ...
+
+    def embed_prepared(self, batch: torch.Tensor) -> np.ndarray:
+        """Embed a batch of prepared tensors (N, C, H, W) → (N, dim) float32, L2-normalised."""
+        ...
+
+    def embed_images(self, images: Sequence[Image.Image]) -> np.ndarray:
+        """Embed decoded RGB images → (N, dim) float32, L2-normalised."""
+        ...
+
+    def embed_texts(self, texts: Sequence[str]) -> np.ndarray:
+        """Embed texts → (N, dim) float32, L2-normalised."""
+        ...
+
+
+@runtime_checkable
+class SlowScorer(Protocol):
+    """A cross-attention model scoring how well a text describes each candidate image."""
+
+    key: str
+    device: str
+
+    def score(self, text: str, images: Sequence[Image.Image]) -> np.ndarray:
+        """log p(text | image) for each image → (N,) float32; higher is better."""
+        ...

@@ -1,0 +1,89 @@
+"""What the engine's facade hands out: plain dataclasses, no dicts-of-anything."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+
+@dataclass
+class SearchResult:
+    rank: int
+    path: Path
+    kind: str  # "image" | "video"
+    score: float
+    fast_score: float
+    slow_score: float | None
+    timestamp: float | None  # seconds into a video of the best matching frame; None for photos
+    media_id: int
+    frame_id: int
+    #: For a video: (start, end) seconds of runs of neighbouring frames that match well.
+    segments: list[tuple[float, float]] = field(default_factory=list)
+
+    def to_json(self) -> dict:
+        data = asdict(self)
+        data["path"] = str(self.path)
+        data["segments"] = [list(s) for s in self.segments]
+        return data
+
+
+@dataclass
+class IndexReport:
+    images: int = 0  # photos embedded in this run
+    videos: int = 0  # videos embedded in this run
+    frames: int = 0  # vectors written in this run
+    new: int = 0
+    updated: int = 0  # changed on disk, or re-embedded for a new model
+    moved: int = 0  # renamed or moved files that kept their vectors
+    removed: int = 0
+    failed: int = 0
+    skipped: int = 0  # unchanged since the last run
+    unavailable: int = 0  # files in folders that are gone right now (kept, not deleted)
+    seconds: float = 0.0
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class IndexProgress:
+    done: int
+    total: int
+    current: str  # the file or folder being worked on, for a status line
+    failed: int
+
+
+@dataclass
+class LibraryStatus:
+    library: Path
+    model: str | None
+    media: int
+    images: int
+    videos: int
+    frames: int
+    failed: int
+    pending: int
+    unavailable: int
+    folders: list[Path]
+
+    def to_json(self) -> dict:
+        data = asdict(self)
+        data["library"] = str(self.library)
+        data["folders"] = [str(f) for f in self.folders]
+        return data
+
+
+@dataclass
+class CheckReport:
+    consistent: bool
+    problems: list[str]
+    repaired: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class FailedFile:
+    path: Path
+    error: str

@@ -1,0 +1,155 @@
+"""The usearch ANN index of one model's vectors: a derived cache of the catalogue, never the truth.
+
+On disk: `vectors-<model>.usearch` plus `vectors-<model>.json` holding the high-water marks (the last vector
+and deletion sequence numbers of the catalogue the file contains). The index file is replaced first and the
+marks second, both atomically, so after a crash the marks are never ahead of the file; replaying from older
+marks is harmless because adding a present key is skipped and removing an absent one does nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from usearch.index import Index
+
+from engine.catalogue import Catalogue
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Marks:
+    vectors: int = 0
+    deletions: int = 0
+
+
+class VectorIndex:
+    """A model's frames in an HNSW graph (cosine, f16), kept up to date from the catalogue."""
+
+    def __init__(self, path: Path, dim: int, index: Index, marks: Marks) -> None:
+        self.path = path
+        self.dim = dim
+        self.index = index
+        self.marks = marks
+        self.saved_marks = marks
+        try:
+            self.loaded_mtime_ns: int | None = self.meta_path.stat().st_mtime_ns
+        except FileNotFoundError:
+            self.loaded_mtime_ns = None
+
+    @property
+    def meta_path(self) -> Path:
+        return self.path.with_suffix(".json")
+
+    @classmethod
+    def open(cls, path: Path, dim: int, catalogue: Catalogue, model_id: int) -> VectorIndex:
+        """Load the index file (rebuilding it when missing, corrupt or ahead of the catalogue), then catch up."""
+        loaded = cls._load(path, dim)
+        last_vector, last_deletion = catalogue.last_seqs()
+        if loaded is not None and (
+            loaded.marks.vectors > last_vector or loaded.marks.deletions > last_deletion
+        ):
+            log.warning("index %s is ahead of its catalogue (restored from elsewhere?): rebuilding", path)
+            loaded = None
+        if loaded is None:
+            loaded = cls(path, dim, _new_index(dim), Marks())
+            loaded.saved_marks = Marks(-1, -1)  # never saved: the next checkpoint must write it
+        loaded.catch_up(catalogue, model_id)
+        return loaded
+
+    @classmethod
+    def _load(cls, path: Path, dim: int) -> VectorIndex | None:
+        meta_path = path.with_suffix(".json")
+        if not path.exists() or not meta_path.exists():
+            if path.exists() or meta_path.exists():
+                log.warning("index %s is incomplete: rebuilding it from the catalogue", path)
+            return None
+        try:
+            meta = json.loads(meta_path.read_text())
+            marks = Marks(int(meta["vectors"]), int(meta["deletions"]))
+            index = Index.restore(str(path))
+            if index is None or index.ndim != dim:
+                raise ValueError("not an index of this model")
+        except (OSError, ValueError, KeyError, RuntimeError, TypeError) as error:
+            log.warning("index %s is unreadable (%s): rebuilding it from the catalogue", path, error)
+            return None
+        return cls(path, dim, index, marks)
+
+    def catch_up(self, catalogue: Catalogue, model_id: int) -> int:
+        """Apply the catalogue's vectors and deletions written since the marks; returns how many changed."""
+        keys, vectors, last_vector = catalogue.vectors_since(model_id, self.marks.vectors, self.dim)
+        deleted, last_deletion = catalogue.deletions_since(model_id, self.marks.deletions)
+        if len(deleted):
+            self.index.remove(deleted)
+        if len(keys):
+            fresh = ~np.asarray(self.index.contains(keys), dtype=bool).reshape(-1)
+            if fresh.any():
+                self.index.add(keys[fresh], vectors[fresh])
+        self.marks = Marks(last_vector, last_deletion)
+        return len(keys) + len(deleted)
+
+    def search(self, query: np.ndarray, count: int) -> tuple[np.ndarray, np.ndarray]:
+        """The `count` nearest frames: (frame ids, cosine similarities), best first."""
+        if len(self.index) == 0 or count <= 0:
+            return np.zeros(0, dtype=np.uint64), np.zeros(0, dtype=np.float32)
+        matches = self.index.search(np.asarray(query, dtype=np.float32), min(count, len(self.index)))
+        return matches.keys.astype(np.uint64), (1.0 - matches.distances).astype(np.float32)
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def keys(self) -> np.ndarray:
+        return np.asarray(self.index.keys, dtype=np.uint64)
+
+    def save(self, catalogue: Catalogue | None = None, model_id: int | None = None) -> None:
+        """Checkpoint atomically if anything changed since the last save; prunes replayed deletions."""
+        if self.marks == self.saved_marks:
+            return
+        tmp = self.path.with_name(self.path.name + ".tmp")
+        self.index.save(str(tmp))
+        _fsync(tmp)
+        os.replace(tmp, self.path)
+        _write_atomically(
+            self.meta_path, json.dumps({"vectors": self.marks.vectors, "deletions": self.marks.deletions})
+        )
+        self.saved_marks = self.marks
+        self.loaded_mtime_ns = self.meta_path.stat().st_mtime_ns
+        if catalogue is not None and model_id is not None:
+            catalogue.prune_deletions(model_id, self.marks.deletions)
+
+    def checkpoint_changed(self) -> bool:
+        """Whether another process saved a newer checkpoint of this index since it was loaded."""
+        try:
+            return self.meta_path.stat().st_mtime_ns != self.loaded_mtime_ns
+        except FileNotFoundError:
+            return self.loaded_mtime_ns is not None
+
+    def delete_files(self) -> None:
+        for path in (self.path, self.meta_path):
+            path.unlink(missing_ok=True)
+
+
+def _new_index(dim: int) -> Index:
+    return Index(ndim=dim, metric="cos", dtype="f16")
+
+
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "w") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)

@@ -1,0 +1,87 @@
+"""The vector index: a derived cache with high-water marks, caught up on open, rebuilt when broken."""
+
+import numpy as np
+import pytest
+
+from engine.catalogue import Catalogue
+from engine.vector_index import VectorIndex
+from tests.engine.test_catalogue import index_file, unit
+
+
+@pytest.fixture
+def catalogue(tmp_path):
+    c = Catalogue(tmp_path / "catalogue.sqlite")
+    yield c
+    c.close()
+
+
+def open_index(tmp_path, catalogue, model):
+    return VectorIndex.open(tmp_path / "vectors-m.usearch", 8, catalogue, model)
+
+
+def test_search_finds_the_nearest_frame(tmp_path, catalogue):
+    model = catalogue.model_id("m", 8)
+    for i in range(20):
+        index_file(catalogue, f"/{i}.jpg".encode(), model, seed=i)
+    index = open_index(tmp_path, catalogue, model)
+    keys, scores = index.search(unit(8, 7), 3)
+    assert keys[0] == 8 and scores[0] == pytest.approx(1.0, abs=1e-2)
+    assert list(scores) == sorted(scores, reverse=True)
+
+
+def test_reopen_catches_up_with_additions_and_deletions_since_the_checkpoint(tmp_path, catalogue):
+    model = catalogue.model_id("m", 8)
+    first = index_file(catalogue, b"/a.jpg", model)
+    index = open_index(tmp_path, catalogue, model)
+    index.save(catalogue, model)
+    index_file(catalogue, b"/b.jpg", model)
+    catalogue.delete_media([first])
+    reopened = open_index(tmp_path, catalogue, model)
+    assert sorted(reopened.keys().tolist()) == [2]
+
+
+def test_replay_from_older_marks_is_harmless(tmp_path, catalogue):
+    """A crash between replacing the index file and its marks leaves new file + old marks."""
+    model = catalogue.model_id("m", 8)
+    index_file(catalogue, b"/a.jpg", model)
+    index = open_index(tmp_path, catalogue, model)
+    index.save(catalogue, model)
+    old_meta = index.meta_path.read_text()
+    index_file(catalogue, b"/b.jpg", model)
+    index.catch_up(catalogue, model)
+    index.save(catalogue, model)
+    index.meta_path.write_text(old_meta)
+    reopened = open_index(tmp_path, catalogue, model)
+    assert sorted(reopened.keys().tolist()) == [1, 2]
+    assert len(reopened) == 2
+
+
+@pytest.mark.parametrize("damage", ["missing", "truncated", "garbage", "no-meta"])
+def test_broken_index_file_is_rebuilt(tmp_path, catalogue, damage):
+    model = catalogue.model_id("m", 8)
+    for i in range(5):
+        index_file(catalogue, f"/{i}.jpg".encode(), model)
+    index = open_index(tmp_path, catalogue, model)
+    index.save(catalogue, model)
+    path = tmp_path / "vectors-m.usearch"
+    if damage == "missing":
+        path.unlink()
+    elif damage == "truncated":
+        path.write_bytes(path.read_bytes()[:100])
+    elif damage == "garbage":
+        path.write_bytes(np.random.default_rng(0).bytes(4096))
+    else:
+        index.meta_path.unlink()
+    rebuilt = open_index(tmp_path, catalogue, model)
+    assert sorted(rebuilt.keys().tolist()) == [1, 2, 3, 4, 5]
+
+
+def test_save_is_atomic_and_skipped_when_nothing_changed(tmp_path, catalogue):
+    model = catalogue.model_id("m", 8)
+    index_file(catalogue, b"/a.jpg", model)
+    index = open_index(tmp_path, catalogue, model)
+    index.save(catalogue, model)
+    mtime = index.path.stat().st_mtime_ns
+    index.save(catalogue, model)
+    assert index.path.stat().st_mtime_ns == mtime
+    assert not list(tmp_path.glob("*.tmp"))

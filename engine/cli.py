@@ -258,7 +258,7 @@ def check(repair: bool, library_dir: Path | None, as_json: bool) -> None:
 @_handles_errors
 def models(download_name: str | None, as_json: bool) -> None:
     """List the model presets and whether their weights are on this computer."""
-    from engine.models.presets import DEFAULT_PRESET, PRESETS, is_available
+    from engine.models import DEFAULT_PRESET, PRESETS, is_available
 
     if download_name:
         from engine.models import download
@@ -332,3 +332,10 @@ def _watch_report(report) -> None:
         f"{report.removed} removed, {report.failed} failed",
         err=True,
     )
+
+
+from engine.training.commands import dataset, evaluate_command, train  # noqa: E402
+
+main.add_command(dataset)
+main.add_command(train)
+main.add_command(evaluate_command)

@@ -18,14 +18,14 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import torch
-from engine.media.images import decode_image
-from engine.media.scanner import FoundFile, MediaKind, fingerprint, scan
-from engine.media.video import FrameSampler
 
 from engine.catalogue import Catalogue, Media, NewFrame, Status
 from engine.errors import MediaError
+from engine.media.images import decode_image
+from engine.media.scanner import FoundFile, MediaKind, fingerprint, scan
+from engine.media.video import FrameSampler
 from engine.models import FastEncoder
-from engine.paths import display
+from engine.paths import display, is_inside
 from engine.results import IndexProgress, IndexReport
 from engine.vector_index import VectorIndex
 
@@ -88,27 +88,37 @@ class Indexer:
 
     # scanning -----------------------------------------------------------------------------------------
 
-    def sync_folder(self, folder: bytes, excluded: Iterable[bytes]) -> None:
-        """Record what changed in one folder since the last run: new, changed, moved and deleted files."""
-        known = self.catalogue.media_under(folder)
-        if not os.path.isdir(folder):
-            # An unplugged drive or unmounted share: keep everything, it comes back with the folder.
-            self.report.unavailable += self.catalogue.set_unavailable(folder, True)
-            log.warning("folder %s is not reachable; its files are kept as unavailable", display(folder))
-            return
-        self.catalogue.set_unavailable(folder, False)
+    def sync(self, folders: Iterable[bytes], excluded: Iterable[bytes]) -> None:
+        """Record what changed in these folders since the last run: new, changed, moved and deleted files.
+
+        All folders are scanned before anything is deleted, so a file moved from one watched folder to
+        another keeps its vectors.
+        """
+        excluded = list(excluded)
+        known: dict[bytes, Media] = {}
         found: dict[bytes, FoundFile] = {}
-        try:
-            for item in scan(folder, list(excluded)):
-                found[item.path] = item
-        except MediaError as error:
-            log.warning("cannot scan %s: %s", display(folder), error)
-            return
-        new = [f for path, f in found.items() if path not in known]
-        for item in new:
-            if not self._adopt_moved(item):
+        for folder in folders:
+            if not os.path.isdir(folder):
+                # An unplugged drive or unmounted share: keep everything, it comes back with the folder.
+                self.report.unavailable += self.catalogue.set_unavailable(folder, True)
+                log.warning("folder %s is not reachable; its files are kept as unavailable", display(folder))
+                continue
+            self.catalogue.set_unavailable(folder, False)
+            try:
+                scanned = {item.path: item for item in scan(folder, excluded)}
+            except MediaError as error:
+                log.warning("cannot scan %s: %s", display(folder), error)
+                continue
+            known.update(self.catalogue.media_under(folder))
+            found.update(scanned)
+        adopted: set[int] = set()
+        for item in (f for path, f in found.items() if path not in known):
+            moved_id = self._adopt_moved(item)
+            if moved_id is None:
                 self.catalogue.upsert_pending(item.path, item.kind, item.size, item.mtime_ns)
                 self.report.new += 1
+            else:
+                adopted.add(moved_id)
         for path, item in found.items():
             row = known.get(path)
             if row is None:
@@ -120,22 +130,31 @@ class Indexer:
                 self.report.updated += 1  # re-embedded for the new model
             elif row.status in (Status.INDEXED, Status.FAILED):
                 self.report.skipped += 1
-        gone = [row.id for path, row in known.items() if path not in found and not os.path.lexists(path)]
+        # A file the scan did not yield but that still exists (in a folder that turned unreadable for a
+        # moment, say) is kept; one in an excluded folder leaves the library.
+        gone = [
+            row.id
+            for path, row in known.items()
+            if path not in found
+            and row.id not in adopted
+            and (not os.path.lexists(path) or any(is_inside(path, folder) for folder in excluded))
+        ]
         self.report.removed += self.catalogue.delete_media(gone)
 
-    def _adopt_moved(self, item: FoundFile) -> bool:
-        """A new path whose content matches an indexed file that vanished keeps that file's vectors."""
+    def _adopt_moved(self, item: FoundFile) -> int | None:
+        """A new path whose content matches an indexed file that vanished keeps that file's vectors;
+        returns the id of the media row it adopted."""
         try:
             print_ = fingerprint(item.path, item.size)
         except MediaError:
-            return False
+            return None
         moved = self.catalogue.moved_candidate(print_, item.kind, self.model_id)
         if moved is None:
-            return False
+            return None
         log.info("%s moved to %s", display(moved.path), display(item.path))
         self.catalogue.move_media(moved.id, item.path, item.size, item.mtime_ns)
         self.report.moved += 1
-        return True
+        return moved.id
 
     # embedding ----------------------------------------------------------------------------------------
 

@@ -13,7 +13,7 @@ import numpy as np
 from engine.catalogue import Catalogue
 from engine.errors import LibraryError, UsageError
 from engine.lock import WriterLock
-from engine.paths import default_library, display, to_bytes, to_path
+from engine.paths import default_library, display, is_inside, to_bytes, to_path
 from engine.results import CheckReport, IndexProgress, IndexReport, LibraryStatus, SearchResult
 from engine.vector_index import VectorIndex
 
@@ -100,7 +100,7 @@ class Library:
         gone = [
             m.id
             for m in self.catalogue.media_under(raw).values()
-            if not any(m.path.startswith(f.rstrip(b"/") + b"/") for f in still)
+            if not any(is_inside(m.path, f) for f in still)
         ]
         removed = self.catalogue.delete_media(gone)
         if removed:
@@ -163,9 +163,8 @@ class Library:
         should_stop: Callable[[], bool] = lambda: False,
     ) -> IndexReport:
         """Scan the watched folders (or just `folders`, which become watched), embed what is new or changed."""
-        from engine.media.video import FrameSampler
-
         from engine.indexer import Indexer
+        from engine.media.video import FrameSampler
 
         self._require_writable()
         started = time.monotonic()
@@ -200,8 +199,7 @@ class Library:
             should_stop=should_stop,
         )
         excluded = self.catalogue.folders(excluded=True)
-        for folder in targets:
-            indexer.sync_folder(folder, excluded)
+        indexer.sync(targets, excluded)
         indexer.embed_pending()
         indexer.report.seconds = round(time.monotonic() - started, 3)
         return indexer.report
@@ -226,10 +224,9 @@ class Library:
 
     def similar(self, file: str | os.PathLike | bytes, *, limit: int = 20) -> list[SearchResult]:
         """Files that look like `file` (a photo, or a video by its first frames), itself excluded."""
+        from engine.errors import MediaError
         from engine.media.images import decode_image
         from engine.media.scanner import MediaKind, kind_of
-
-        from engine.errors import MediaError
 
         raw = to_bytes(file)
         if not os.path.exists(raw):
@@ -341,8 +338,9 @@ def _key_of(spec: str) -> str:
 
 
 def _log_to(folder: Path) -> None:
-    """Send the engine's log to the library's log file (once per process and folder)."""
-    root = logging.getLogger("engine")
+    """Send the log to the library's log file (once per process and folder): the engine's from INFO, and
+    the libraries' warnings too (open_clip logs through the root logger), which then stay off the terminal."""
+    root = logging.getLogger()
     target = str(folder / "glimpse.log")
     if any(getattr(h, "baseFilename", None) == target for h in root.handlers):
         return
@@ -352,4 +350,4 @@ def _log_to(folder: Path) -> None:
         return  # a read-only library still searches; it just cannot log
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     root.addHandler(handler)
-    root.setLevel(logging.INFO)
+    logging.getLogger("engine").setLevel(logging.INFO)

@@ -32,3 +32,8 @@ def display(path: bytes | Path) -> str:
     """A path for a message: undecodable bytes shown as the replacement character."""
     raw = path if isinstance(path, bytes) else os.fsencode(path)
     return raw.decode("utf-8", errors="replace")
+
+
+def is_inside(path: bytes, folder: bytes) -> bool:
+    """Whether `path` lies inside `folder` (byte-wise, so /a/bc is not inside /a/b)."""
+    return path.startswith(folder.rstrip(b"/") + b"/")

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from engine.catalogue import Catalogue, FrameHit
-from engine.paths import to_path
+from engine.paths import is_inside, to_path
 from engine.results import SearchResult
 from engine.vector_index import VectorIndex
 
@@ -25,7 +25,7 @@ class Filters:
     def accept(self, hit: FrameHit) -> bool:
         if self.kind and hit.kind != self.kind:
             return False
-        if self.folder and not _is_under(hit.path, self.folder):
+        if self.folder and not is_inside(hit.path, self.folder):
             return False
         return hit.path != self.exclude_path
 
@@ -94,8 +94,3 @@ class Searcher:
             else:
                 segments.append([t, t])
         return [(start / 1000, end / 1000) for start, end in segments]
-
-
-def _is_under(path: bytes, folder: bytes) -> bool:
-    prefix = folder.rstrip(b"/") + b"/"
-    return path.startswith(prefix)

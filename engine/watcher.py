@@ -11,7 +11,7 @@ from watchdog.events import FileSystemEvent, FileSystemEventHandler
 from watchdog.observers import Observer
 
 from engine.library import Library
-from engine.paths import to_bytes
+from engine.paths import is_inside, to_bytes
 from engine.results import IndexReport
 
 log = logging.getLogger(__name__)
@@ -36,7 +36,7 @@ class _Changes(FileSystemEventHandler):
         with self.lock:
             for raw in (to_bytes(p) for p in paths if p):
                 for root in self.roots:
-                    if raw == root or raw.startswith(root.rstrip(b"/") + b"/"):
+                    if raw == root or is_inside(raw, root):
                         self.dirty.add(root)
             self.last_event = time.monotonic()
 

@@ -1,0 +1,52 @@
+"""Models: presets by name, and the Fast encoder behind its small protocol.
+
+Presets and spec parsing import nothing heavy; everything that needs torch, open_clip or huggingface_hub is
+imported on first use, so `glimpse --help` and `glimpse models` start quickly.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from engine.models.presets import DEFAULT_PRESET, PRESETS, ModelSpec, Preset, parse_model_spec
+
+if TYPE_CHECKING:
+    from engine.models.base import FastEncoder, SlowScorer
+    from engine.models.hub import download, is_available
+    from engine.models.loader import clear_cache, load_fast, resolve_device
+
+_LAZY = {
+    "FastEncoder": "engine.models.base",
+    "SlowScorer": "engine.models.base",
+    "download": "engine.models.hub",
+    "is_available": "engine.models.hub",
+    "clear_cache": "engine.models.loader",
+    "load_fast": "engine.models.loader",
+    "resolve_device": "engine.models.loader",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+__all__ = [
+    "DEFAULT_PRESET",
+    "PRESETS",
+    "FastEncoder",
+    "ModelSpec",
+    "Preset",
+    "SlowScorer",
+    "clear_cache",
+    "download",
+    "is_available",
+    "load_fast",
+    "parse_model_spec",
+    "resolve_device",
+]

@@ -1,0 +1,114 @@
+"""The Library facade in-process (tiny-test model): folders, moves, exclusions, model switches, readers."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+
+from engine import Library
+from engine.errors import LibraryError, UsageError
+from engine.models import load_fast
+from tests.factory import make_photo, make_video
+
+
+@pytest.fixture
+def media(tmp_path: Path) -> Path:
+    root = tmp_path / "media"
+    for seed in range(3):
+        make_photo(root / "a" / f"a{seed}.jpg", seed=seed)
+        make_photo(root / "b" / f"b{seed}.png", fmt="PNG", seed=10 + seed)
+    return root
+
+
+@pytest.fixture
+def writer(tmp_path: Path):
+    with Library.open(tmp_path / "library", writable=True) as library:
+        yield library
+
+
+def names(results) -> set[str]:
+    return {Path(r.path).name for r in results}
+
+
+def test_move_between_watched_folders_keeps_vectors(writer, media):
+    writer.index([media / "a", media / "b"], model="tiny-test")
+    shutil.move(media / "a" / "a0.jpg", media / "b" / "from-a.jpg")
+    report = writer.index()
+    assert (report.moved, report.removed, report.new, report.frames) == (1, 0, 0, 0)
+    assert "from-a.jpg" in names(writer.search("anything", limit=50))
+
+
+def test_excluded_subfolder_leaves_the_library(writer, media):
+    writer.index([media], model="tiny-test")
+    assert writer.status().images == 6
+    writer.exclude_folder(media / "b")
+    report = writer.index()
+    assert report.removed == 3
+    assert names(writer.search("anything", limit=50)) == {"a0.jpg", "a1.jpg", "a2.jpg"}
+
+
+def test_unplugged_folder_is_kept_unavailable_and_comes_back(writer, media, tmp_path):
+    writer.index([media / "a"], model="tiny-test")
+    unplugged = tmp_path / "unplugged"
+    (media / "a").rename(unplugged)
+    report = writer.index()
+    assert report.unavailable == 3 and report.removed == 0
+    assert writer.search("anything") == []
+    assert writer.status().unavailable == 3
+    unplugged.rename(media / "a")
+    report = writer.index()
+    assert report.frames == 0 and report.skipped == 3
+    assert len(writer.search("anything")) == 3
+
+
+def test_switching_model_re_embeds_and_never_mixes_vectors(writer, media, tmp_path):
+    writer.index([media / "a"], model="tiny-test")
+    weights = tmp_path / "other.pt"
+    with torch.no_grad():
+        model = load_fast("tiny-test", "cpu")._model  # the open_clip module behind the preset
+        torch.save({k: v + 0.01 for k, v in model.state_dict().items()}, weights)
+    notices: list[str] = []
+    report = writer.index(model=f"tiny-test@{weights}", notice=notices.append)
+    assert report.updated == 3 and report.images == 3 and report.frames == 3
+    assert notices and "re-embedded" in notices[0]
+    status = writer.status()
+    assert status.frames == 3 and status.pending == 0  # the old model's vectors are gone
+    assert writer.check().consistent
+
+
+def test_a_reader_sees_new_files_without_reopening(tmp_path, media):
+    library_dir = tmp_path / "library"
+    with Library.open(library_dir, writable=True) as writer:
+        writer.index([media / "a"], model="tiny-test")
+        with Library.open(library_dir) as reader:
+            assert len(reader.search("anything", limit=50)) == 3
+            writer.index([media / "b"])  # commits and saves a new checkpoint
+            assert len(reader.search("anything", limit=50)) == 6
+            (media / "b" / "b0.png").unlink()
+            writer.index()
+            assert "b0.png" not in names(reader.search("anything", limit=50))
+
+
+def test_video_result_carries_its_best_moment_and_segments(writer, tmp_path):
+    folder = tmp_path / "videos"
+    make_video(folder / "clip.mp4", seconds=12, seed=4)
+    writer.index([folder], model="tiny-test")
+    [result] = writer.search("anything")
+    assert result.kind == "video" and 0 <= result.timestamp <= 12
+    assert result.segments and all(start <= end for start, end in result.segments)
+    assert any(start <= result.timestamp <= end for start, end in result.segments)
+
+
+def test_readers_cannot_write_and_folders_must_exist(tmp_path, media):
+    with Library.open(tmp_path / "library") as reader, pytest.raises(LibraryError):
+        reader.add_folder(media)
+    with Library.open(tmp_path / "library", writable=True) as writer, pytest.raises(UsageError):
+        writer.add_folder(tmp_path / "nowhere")
+
+
+def test_search_before_any_index_says_what_to_do(tmp_path):
+    with Library.open(tmp_path / "library") as reader, pytest.raises(UsageError, match="glimpse index"):
+        reader.search("a dog")

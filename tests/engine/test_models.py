@@ -1,0 +1,370 @@
+"""The Fast model side: presets, spec strings, the open_clip encoder, local weights and the hub download path."""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import huggingface_hub.constants
+import numpy as np
+import open_clip
+import pytest
+import torch
+from PIL import Image
+
+from engine.errors import ModelUnavailable, UsageError
+from engine.models import (
+    DEFAULT_PRESET,
+    PRESETS,
+    FastEncoder,
+    Preset,
+    clear_cache,
+    download,
+    is_available,
+    load_fast,
+    parse_model_spec,
+    resolve_device,
+)
+from engine.models.presets import ARCHITECTURES
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+def scene(colour: tuple[int, int, int], size: tuple[int, int] = (96, 80)) -> Image.Image:
+    image = Image.new("RGB", size, colour)
+    image.paste((255, 255, 255), (20, 20, 50, 50))
+    return image
+
+
+def tiny_weights(path: Path, seed: int) -> torch.nn.Module:
+    """Save a random-initialised tiny CLIP's state dict (torch.save or safetensors, by suffix) and return it."""
+    torch.manual_seed(seed)
+    model = open_clip.CLIP(**ARCHITECTURES["glimpse-tiny"]).eval()
+    if path.suffix == ".safetensors":
+        from safetensors.torch import save_file
+
+        save_file(model.state_dict(), str(path))
+    else:
+        torch.save(model.state_dict(), path)
+    return model
+
+
+def reference_image_embedding(model: torch.nn.Module, encoder: FastEncoder, image: Image.Image) -> np.ndarray:
+    with torch.inference_mode():
+        return model.encode_image(encoder.prepare(image)[None], normalize=True).numpy()
+
+
+@pytest.fixture(autouse=True)
+def fresh_models() -> Iterator[None]:
+    clear_cache()
+    yield
+    clear_cache()
+
+
+# --- presets and spec strings -------------------------------------------------------------------------------
+
+
+def test_presets_name_the_weights_open_clip_publishes() -> None:
+    assert DEFAULT_PRESET in PRESETS
+    for preset in PRESETS.values():
+        config = ARCHITECTURES.get(preset.architecture) or open_clip.get_model_config(preset.architecture)
+        assert preset.dim == config["embed_dim"]
+        if preset.offline:
+            assert preset.pretrained is None and preset.hf_repo is None
+            continue
+        # open_clip's registry says 'org/repo/' (its default file name) or 'org/repo/file'.
+        repo, filename = os.path.split(
+            open_clip.get_pretrained_cfg(preset.architecture, preset.pretrained)["hf_hub"]
+        )
+        assert (preset.hf_repo, preset.weights_file) == (repo, filename or "open_clip_pytorch_model.bin")
+
+
+def test_presets_import_neither_torch_nor_open_clip() -> None:
+    probe = "import sys, engine.models.presets; print(sorted({'torch', 'open_clip'} & set(sys.modules)))"
+    result = subprocess.run(
+        [sys.executable, "-c", probe], cwd=REPO_ROOT, capture_output=True, text=True, check=True, timeout=60
+    )
+    assert result.stdout.strip() == "[]"
+
+
+def test_spec_strings_name_pretrained_random_or_file_weights(tmp_path: Path) -> None:
+    vit = PRESETS["vit-b-32"]
+    spec = parse_model_spec("vit-b-32")
+    assert (spec.preset, spec.source, spec.path, spec.key) == (vit, "pretrained", None, "vit-b-32")
+
+    spec = parse_model_spec("vit-b-32@random")
+    assert (spec.preset, spec.source, spec.key) == (vit, "random", "vit-b-32@random")
+
+    weights = tmp_path / "my weights.bin"
+    weights.write_bytes(b"not really weights")
+    spec = parse_model_spec(f"vit-b-32@{weights}")
+    digest = hashlib.sha256(b"not really weights").hexdigest()[:12]
+    assert (spec.source, spec.path, spec.key) == ("file", weights, f"vit-b-32@file-{digest}")
+    assert "/" not in spec.key and " " not in spec.key
+
+    # tiny-test's own weights are the seeded random ones.
+    assert parse_model_spec("tiny-test").key == parse_model_spec("tiny-test@random").key == "tiny-test"
+
+
+def test_bad_spec_strings_are_usage_errors(tmp_path: Path) -> None:
+    with pytest.raises(UsageError) as unknown:
+        parse_model_spec("vit-z-99")
+    assert str(unknown.value) == (
+        "Unknown model 'vit-z-99': the known presets are tiny-test, vit-b-32, vit-b-16 and vit-l-14."
+    )
+    with pytest.raises(UsageError, match="does not exist"):
+        parse_model_spec(f"vit-b-32@{tmp_path / 'missing.bin'}")
+    with pytest.raises(UsageError, match="names no weights"):
+        parse_model_spec("vit-b-32@")
+
+
+def test_device_resolution(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert resolve_device("cpu") == "cpu"
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert resolve_device("auto") == "cpu"
+    with pytest.raises(UsageError, match="no CUDA GPU"):
+        resolve_device("cuda")
+    with pytest.raises(UsageError, match="auto, cpu or cuda"):
+        resolve_device("tpu")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert resolve_device("auto") == "cuda"
+
+
+# --- the encoder ----------------------------------------------------------------------------------------------
+
+
+def test_tiny_test_embeds_images_and_texts_into_one_unit_norm_space() -> None:
+    encoder = load_fast("tiny-test", device="cpu")
+    assert isinstance(encoder, FastEncoder)
+    assert (encoder.key, encoder.dim, encoder.device) == ("tiny-test", 32, "cpu")
+
+    images = encoder.embed_images([scene((200, 30, 30)), scene((30, 30, 200), (40, 120))])
+    texts = encoder.embed_texts(["a red square", "a blue square", "a dog"])
+    for vectors, count in ((images, 2), (texts, 3)):
+        assert vectors.shape == (count, 32) and vectors.dtype == np.float32
+        assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
+    assert (images @ texts.T).shape == (2, 3)
+
+    prepared = encoder.prepare(scene((0, 200, 0)))
+    assert prepared.shape == (3, 64, 64) and prepared.dtype == torch.float32
+    assert np.allclose(encoder.embed_prepared(prepared[None]), encoder.embed_images([scene((0, 200, 0))]))
+    assert encoder.embed_texts([]).shape == (0, 32) and encoder.embed_images([]).shape == (0, 32)
+
+
+def test_tiny_test_is_the_same_model_on_every_load_and_leaves_the_global_rng_alone() -> None:
+    image, text = scene((120, 60, 10)), ["an orange square"]
+    first = load_fast("tiny-test")
+    assert load_fast("tiny-test") is first  # kept loaded for the process
+    before = (first.embed_images([image]), first.embed_texts(text))
+
+    clear_cache()
+    torch.manual_seed(123)
+    expected_draw = torch.rand(3)
+    torch.manual_seed(123)
+    second = load_fast("tiny-test")
+    assert torch.equal(torch.rand(3), expected_draw)
+    assert second is not first
+    assert np.array_equal(second.embed_images([image]), before[0])
+    assert np.array_equal(second.embed_texts(text), before[1])
+
+
+def test_vit_b_32_at_random_builds_the_real_architecture() -> None:
+    encoder = load_fast("vit-b-32@random")
+    assert (encoder.key, encoder.dim) == ("vit-b-32@random", 512)
+    assert encoder.prepare(scene((10, 10, 10))).shape == (3, 224, 224)
+    vectors = np.concatenate(
+        [encoder.embed_images([scene((10, 90, 10))]), encoder.embed_texts(["a green square"])]
+    )
+    assert vectors.shape == (2, 512)
+    assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
+
+
+# --- local weights file ---------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("suffix", [".bin", ".safetensors"])
+def test_a_local_weights_file_loads_into_the_preset_architecture(tmp_path: Path, suffix: str) -> None:
+    weights = tmp_path / f"trained{suffix}"
+    model = tiny_weights(weights, seed=7)
+
+    encoder = load_fast(f"tiny-test@{weights}")
+    digest = hashlib.sha256(weights.read_bytes()).hexdigest()[:12]
+    assert encoder.key == f"tiny-test@file-{digest}"
+    image = scene((200, 200, 0))
+    loaded = encoder.embed_images([image])
+    assert np.allclose(loaded, reference_image_embedding(model, encoder, image), atol=1e-6)
+    assert not np.allclose(loaded, load_fast("tiny-test").embed_images([image]), atol=1e-3)
+
+
+def test_weights_that_do_not_fit_the_architecture_are_reported(tmp_path: Path) -> None:
+    weights = tmp_path / "tiny.bin"
+    tiny_weights(weights, seed=7)
+    with pytest.raises(ModelUnavailable, match=r"does not fit model vit-b-32 \(open_clip ViT-B-32\)"):
+        load_fast(f"vit-b-32@{weights}")
+
+
+# --- the hub: offline error and first-run download ------------------------------------------------------------
+
+
+@pytest.fixture
+def hub_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[Callable[[str], Path]]:
+    """Point huggingface_hub at `endpoint` with an empty cache; it reads its environment once, at import."""
+
+    def point_at(endpoint: str) -> Path:
+        monkeypatch.setenv("HF_ENDPOINT", endpoint)
+        monkeypatch.setenv("HF_HOME", str(tmp_path / "hf-home"))
+        for name in (
+            "HF_HUB_CACHE",
+            "HF_HUB_OFFLINE",
+            "TRANSFORMERS_OFFLINE",
+            "HF_HUB_ETAG_TIMEOUT",
+            "HF_TOKEN",
+        ):
+            monkeypatch.delenv(name, raising=False)
+        importlib.reload(huggingface_hub.constants)
+        return tmp_path / "hf-home" / "hub"
+
+    yield point_at
+    monkeypatch.undo()
+    importlib.reload(huggingface_hub.constants)
+
+
+@pytest.fixture
+def closed_port() -> Iterator[int]:
+    """A loopback port that refuses connections: bound, never listening."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        yield sock.getsockname()[1]
+
+
+def test_offline_without_weights_fails_fast_saying_which_file_and_how_to_fix_it(
+    hub_env: Callable[[str], Path], closed_port: int
+) -> None:
+    hub_env(f"http://127.0.0.1:{closed_port}")
+    assert not is_available("vit-b-32")
+
+    started = time.monotonic()
+    with pytest.raises(ModelUnavailable) as error:
+        load_fast("vit-b-32")
+    elapsed = time.monotonic() - started
+
+    message = str(error.value)
+    assert elapsed < 3, f"offline failure took {elapsed:.1f} s"
+    assert "open_clip_pytorch_model.bin" in message and "laion/CLIP-ViT-B-32-laion2B-s34B-b79K" in message
+    assert "--model vit-b-32@/path/to/open_clip_pytorch_model.bin" in message and "tiny-test" in message
+    assert message.count(". ") == 0 and message.endswith(".")  # one sentence
+    with pytest.raises(ModelUnavailable, match="cannot be reached"):
+        download("vit-b-32")
+
+
+def test_hub_offline_mode_is_respected(
+    hub_env: Callable[[str], Path], closed_port: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    hub_env(f"http://127.0.0.1:{closed_port}")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    importlib.reload(huggingface_hub.constants)
+    with pytest.raises(ModelUnavailable, match="HF_HUB_OFFLINE"):
+        download("vit-b-32")
+
+
+class LoopbackHub(BaseHTTPRequestHandler):
+    """Answers HEAD and GET on /{repo}/resolve/main/{file} with the headers hf_hub_download relies on."""
+
+    server: HubServer
+
+    def do_HEAD(self) -> None:
+        self.answer(with_body=False)
+
+    def do_GET(self) -> None:
+        self.answer(with_body=True)
+
+    def answer(self, with_body: bool) -> None:
+        content = self.server.files.get(self.path)
+        if content is None:
+            self.send_response(404)
+            self.send_header("X-Error-Code", "EntryNotFound")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
+        self.send_response(200)
+        self.send_header("X-Repo-Commit", "0123456789abcdef0123456789abcdef01234567")
+        self.send_header("ETag", f'"{hashlib.sha256(content).hexdigest()}"')
+        self.send_header("Content-Length", str(len(content)))
+        self.end_headers()
+        if with_body:
+            self.server.downloads.append(self.path)
+            self.wfile.write(content)
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+class HubServer(ThreadingHTTPServer):
+    files: dict[str, bytes]
+    downloads: list[str]
+
+
+@pytest.fixture
+def loopback_hub() -> Iterator[HubServer]:
+    server = HubServer(("127.0.0.1", 0), LoopbackHub)
+    server.files, server.downloads = {}, []
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server
+    server.shutdown()
+    server.server_close()
+
+
+def test_first_run_downloads_the_weights_into_the_cache_once(
+    hub_env: Callable[[str], Path],
+    loopback_hub: HubServer,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    preset = Preset(
+        name="tiny-hub",
+        description="tiny-test's architecture with weights published on a loopback hub",
+        architecture="glimpse-tiny",
+        pretrained="loopback",
+        hf_repo="glimpse-tests/tiny-clip",
+        weights_file="open_clip_pytorch_model.bin",
+        dim=32,
+        download_mb=13,
+        offline=False,
+    )
+    monkeypatch.setitem(PRESETS, preset.name, preset)
+    published = tmp_path / "published.bin"
+    model = tiny_weights(published, seed=11)
+    url_path = f"/{preset.hf_repo}/resolve/main/{preset.weights_file}"
+    loopback_hub.files[url_path] = published.read_bytes()
+    cache = hub_env(f"http://127.0.0.1:{loopback_hub.server_address[1]}")
+    # hf_hub_download shows its bar only on a terminal; this is huggingface_hub's switch to show it anyway.
+    monkeypatch.setenv("TQDM_POSITION", "-1")
+
+    assert not is_available("tiny-hub")
+    encoder = load_fast("tiny-hub")
+    assert loopback_hub.downloads == [url_path]
+    assert "open_clip_pytorch_model.bin" in capfd.readouterr().err  # the progress bar names the file
+    assert is_available("tiny-hub")
+    cached = download("tiny-hub")
+    assert cached.is_relative_to(cache) and cached.read_bytes() == published.read_bytes()
+    image = scene((0, 120, 240))
+    assert np.allclose(
+        encoder.embed_images([image]), reference_image_embedding(model, encoder, image), atol=1e-6
+    )
+
+    # From now on the cache serves it, with the hub gone.
+    loopback_hub.files.clear()
+    clear_cache()
+    assert load_fast("tiny-hub").key == "tiny-hub"
+    assert loopback_hub.downloads == [url_path]

@@ -1,0 +1,316 @@
+"""Real media files for tests, made on the spot and the same for the same seed.
+
+`make_photo` and `make_video` write pictures that look enough like the real thing (a sky, a sun, a horizon,
+shapes, grain; motion and shots in videos) for decoders, orientation handling and scene detection to be tested
+on them. `make_hostile_files` writes the files a real disk throws at an indexer.
+"""
+
+import contextlib
+import os
+import random
+import struct
+import zlib
+from collections.abc import Iterable, Iterator
+from datetime import UTC, datetime
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import cv2
+import numpy as np
+import pillow_heif
+from PIL import Image, ImageDraw
+
+pillow_heif.register_heif_opener()
+
+Color = tuple[int, int, int]
+
+PHOTO_FORMATS = ("JPEG", "PNG", "WEBP", "GIF", "BMP", "TIFF", "HEIF")
+_EXIF_FORMATS = {"JPEG", "PNG", "WEBP", "TIFF", "HEIF"}
+
+# The transposition that undoes each EXIF orientation, so the stored pixels display upright once a viewer
+# applies the orientation (exactly what a camera held sideways produces).
+_UNDO_ORIENTATION = {
+    2: Image.Transpose.FLIP_LEFT_RIGHT,
+    3: Image.Transpose.ROTATE_180,
+    4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE,
+    6: Image.Transpose.ROTATE_90,
+    7: Image.Transpose.TRANSVERSE,
+    8: Image.Transpose.ROTATE_270,
+}
+
+SUN_COLOR: Color = (255, 236, 170)
+MARKER_COLOR: Color = (255, 255, 255)
+
+
+def make_photo(
+    path: Path,
+    *,
+    fmt: str = "JPEG",
+    size: tuple[int, int] = (640, 480),
+    seed: int = 0,
+    color: Color | None = None,
+    exif_orientation: int | None = None,
+    taken_at: datetime | None = None,
+) -> Path:
+    """Write a landscape photo: sky on top, a sun in the top-left corner, ground and shapes below, grain.
+
+    `size` is the stored pixel size, as a camera writes it; with `exif_orientation` 5 to 8 a viewer shows it
+    turned (height × width). Whatever the orientation, the picture a correct viewer shows is upright: sky on
+    top, sun at the top left. `color` is the sky's colour (the picture's dominant one); None picks one from the
+    seed. `taken_at` is written as EXIF DateTimeOriginal and DateTime. `fmt` is one of PHOTO_FORMATS; GIF and
+    BMP hold no EXIF, so asking them for orientation or date is a ValueError.
+    """
+    fmt = fmt.upper()
+    if fmt not in PHOTO_FORMATS:
+        raise ValueError(f"unknown photo format {fmt!r}; one of {', '.join(PHOTO_FORMATS)}")
+    if (exif_orientation not in (None, 1) or taken_at is not None) and fmt not in _EXIF_FORMATS:
+        raise ValueError(f"{fmt} files cannot hold EXIF orientation or dates")
+    turned = exif_orientation in (5, 6, 7, 8)
+    shown = (size[1], size[0]) if turned else size
+    picture = _landscape(shown, seed, color)
+    if exif_orientation in _UNDO_ORIENTATION:
+        picture = picture.transpose(_UNDO_ORIENTATION[exif_orientation])
+    options: dict[str, object] = {}
+    if exif_orientation is not None or taken_at is not None:
+        options["exif"] = _exif(exif_orientation, taken_at).tobytes()
+    if fmt == "GIF":
+        picture = picture.quantize(colors=256, method=Image.Quantize.MEDIANCUT)
+    elif fmt == "JPEG":
+        options["quality"] = 90
+    elif fmt == "HEIF":
+        options["enc_params"] = {"preset": "ultrafast"}  # x265's default preset takes seconds per photo
+    path.parent.mkdir(parents=True, exist_ok=True)
+    picture.save(path, fmt, **options)
+    return path
+
+
+def make_video(
+    path: Path,
+    *,
+    seconds: float = 20,
+    fps: int = 10,
+    size: tuple[int, int] = (320, 240),
+    seed: int = 0,
+    scenes: int = 1,
+    keyframe_interval: int | None = None,
+    rotation: int = 0,
+    taken_at: datetime | None = None,
+) -> Path:
+    """Write a video of `scenes` equally long shots, each its own colours, with a ball moving across it.
+
+    The writer follows the suffix: .mp4, .m4v and .mov get MPEG-4 part 2 ("mp4v") and .avi MJPEG, both
+    through OpenCV as many real files are made (OpenCV's MPEG-4 puts a keyframe every 12 frames and one at
+    each scene cut); .mkv gets MPEG-4 and .webm VP8 through PyAV. Every frame differs from the last, shots
+    differ strongly from each other, and a white marker sits at the top left of the picture a correct player
+    shows. `size` is the stored frame size; `rotation` (90, 180 or 270) is how far a player turns the picture
+    counterclockwise (FFmpeg's display matrix), as phones record portrait video, so 90 and 270 show height ×
+    width. `keyframe_interval` (frames) asks for exactly that keyframe spacing and none at scene cuts, like a
+    screen recording; `taken_at` is written as the container's creation_time (naive means UTC). These three
+    need H.264 through PyAV: .mp4, .mov, .m4v or .mkv.
+    """
+    suffix = path.suffix.lower()
+    shown = (size[1], size[0]) if rotation % 180 else size
+    # Stored turned back the other way, so that the player's turn shows it upright.
+    frames = (
+        np.ascontiguousarray(np.rot90(f, k=-rotation // 90))
+        for f in _video_frames(seconds, fps, shown, seed, scenes)
+    )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if keyframe_interval is not None or rotation or taken_at is not None:
+        if suffix not in (".mp4", ".mov", ".m4v", ".mkv"):
+            raise ValueError("keyframe_interval, rotation and taken_at need .mp4, .mov, .m4v or .mkv")
+        _write_with_pyav(path, frames, fps, size, "libx264", keyframe_interval, rotation, taken_at)
+    elif suffix in (".mp4", ".m4v", ".mov", ".avi"):
+        fourcc = cv2.VideoWriter_fourcc(*("MJPG" if suffix == ".avi" else "mp4v"))
+        writer = cv2.VideoWriter(str(path), fourcc, fps, size)
+        if not writer.isOpened():
+            raise RuntimeError(f"OpenCV cannot write {path.name}")
+        for frame in frames:
+            writer.write(cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
+        writer.release()
+    elif suffix in (".mkv", ".webm"):
+        _write_with_pyav(path, frames, fps, size, "libvpx" if suffix == ".webm" else "mpeg4")
+    else:
+        raise ValueError(f"no video writer for {suffix!r}")
+    return path
+
+
+def make_hostile_files(folder: Path) -> dict[str, Path]:
+    """Write, under `folder`, one of each kind of file an indexer must survive; keys name them.
+
+    Expected outcome of scanning `folder` and decoding what the scan yields:
+
+    - indexed: "non_utf8_name" (b"caf\\xe9.jpg", a valid photo whose name is not UTF-8; left out on file
+      systems that refuse such names, macOS for one).
+    - failed, a MediaError when decoded (the scan yields them): "truncated_jpeg", "truncated_mp4",
+      "random_jpeg" (JPEG header, random body), "random_png", "empty_jpg" (zero bytes), "text_jpg"
+      (a text file named .jpg), "bomb_png" (a tiny PNG that claims 40000×40000 pixels).
+    - skipped by the scan, no error: "loop" (loop/up links to `folder`, the folder above it), "dangling"
+      (dangling.jpg links to nothing; logged as a warning), "hidden_file" (.secret.jpg), "hidden_folder"
+      (.cache/x.jpg), "resource_fork" (macOS ._IMG_0001.jpg), "notes" (notes.txt).
+    """
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = random.Random(1234)
+    files: dict[str, Path] = {}
+
+    photo = make_photo(folder / "_source.jpg", size=(320, 240))
+    data = photo.read_bytes()
+    photo.unlink()
+    files["truncated_jpeg"] = _write(folder / "truncated.jpg", data[: len(data) // 2])
+    video = make_video(folder / "_source.mp4", seconds=2)
+    files["truncated_mp4"] = _write(folder / "truncated.mp4", video.read_bytes()[: video.stat().st_size // 2])
+    video.unlink()
+    noise = bytes(rng.getrandbits(8) for _ in range(4096))
+    files["random_jpeg"] = _write(folder / "random.jpg", b"\xff\xd8\xff\xe0\x00\x10JFIF\x00" + noise)
+    files["random_png"] = _write(folder / "random.png", b"\x89PNG\r\n\x1a\n" + noise)
+    files["empty_jpg"] = _write(folder / "empty.jpg", b"")
+    files["text_jpg"] = _write(
+        folder / "text.jpg", b"This is not a photo, only a text file named like one.\n"
+    )
+    files["bomb_png"] = _write(folder / "bomb.png", png_claiming(40000, 40000))
+
+    files["loop"] = folder / "loop"
+    files["loop"].mkdir(exist_ok=True)
+    (files["loop"] / "up").symlink_to("..", target_is_directory=True)
+    files["dangling"] = folder / "dangling.jpg"
+    files["dangling"].symlink_to(folder / "no-such-photo.jpg")
+    files["hidden_file"] = make_photo(folder / ".secret.jpg", size=(64, 48))
+    files["hidden_folder"] = make_photo(folder / ".cache" / "x.jpg", size=(64, 48))
+    files["resource_fork"] = _write(folder / "._IMG_0001.jpg", b"\x00\x05\x16\x07\x00\x02\x00\x00Mac OS X")
+    files["notes"] = _write(folder / "notes.txt", b"shopping list\n")
+
+    non_utf8 = Path(os.fsdecode(os.path.join(os.fsencode(folder), b"caf\xe9.jpg")))
+    with contextlib.suppress(OSError):  # the file system accepts only UTF-8 names
+        files["non_utf8_name"] = make_photo(non_utf8, size=(320, 240), seed=7)
+    return files
+
+
+def png_claiming(width: int, height: int) -> bytes:
+    """A well-formed, tiny PNG whose header claims `width` × `height` pixels: a decompression bomb's shape."""
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)  # 8-bit RGB
+    pixels = zlib.compress(b"\x00" * (1 + 3 * min(width, 64)))  # one short row: a real bomb is tiny too
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", pixels) + chunk(b"IEND", b"")
+
+
+def _write(path: Path, data: bytes) -> Path:
+    path.write_bytes(data)
+    return path
+
+
+def _landscape(size: tuple[int, int], seed: int, color: Color | None) -> Image.Image:
+    width, height = size
+    rng = np.random.default_rng(seed)
+    sky = np.array(color if color is not None else (70 + rng.integers(0, 60), 130 + rng.integers(0, 60), 230))
+    horizon = int(height * rng.uniform(0.55, 0.7))
+    ground = np.array((40 + rng.integers(0, 50), 110 + rng.integers(0, 50), 30 + rng.integers(0, 30)))
+    rows = np.empty((height, 3))
+    fade = np.linspace(0, 1, horizon)[:, None]
+    rows[:horizon] = sky * (1 - 0.35 * fade) + 255 * 0.35 * fade  # paler towards the horizon
+    rows[horizon:] = ground * np.linspace(1, 0.55, height - horizon)[:, None]  # darker towards the viewer
+    pixels = np.broadcast_to(np.clip(rows, 0, 255).astype(np.uint8)[:, None, :], (height, width, 3))
+    picture = Image.fromarray(np.ascontiguousarray(pixels), "RGB")
+
+    draw = ImageDraw.Draw(picture)
+    radius = max(2, min(width, height) // 9)
+    sun = (width * 0.18, height * 0.18)
+    draw.ellipse((sun[0] - radius, sun[1] - radius, sun[0] + radius, sun[1] + radius), fill=SUN_COLOR)
+    for _ in range(int(rng.integers(3, 7))):
+        left = int(rng.integers(0, max(1, width - width // 6)))
+        top = int(rng.integers(horizon - height // 8, height - height // 10))
+        box = (
+            left,
+            top,
+            left + int(rng.integers(width // 12, width // 5 + 2)),
+            top + int(rng.integers(4, height // 6 + 5)),
+        )
+        fill = tuple(int(c) for c in rng.integers(20, 235, 3))
+        (draw.ellipse if rng.random() < 0.5 else draw.rectangle)(box, fill=fill)
+
+    grain = rng.standard_normal((height, width, 3), dtype=np.float32) * 6
+    return Image.fromarray(np.clip(np.asarray(picture) + grain, 0, 255).astype(np.uint8), "RGB")
+
+
+def _exif(orientation: int | None, taken_at: datetime | None) -> Image.Exif:
+    exif = Image.Exif()
+    if orientation is not None:
+        exif[274] = orientation
+    if taken_at is not None:
+        stamp = taken_at.strftime("%Y:%m:%d %H:%M:%S")
+        exif[306] = stamp  # DateTime
+        exif.get_ifd(0x8769)[36867] = stamp  # Exif IFD: DateTimeOriginal
+    return exif
+
+
+def _video_frames(
+    seconds: float, fps: int, size: tuple[int, int], seed: int, scenes: int
+) -> Iterator[np.ndarray]:
+    """RGB frames: in each shot a gradient of the shot's colours drifts and a ball crosses the picture; a white
+    marker stays at the top left."""
+    width, height = size
+    total = round(seconds * fps)
+    x = np.linspace(0, 1, width, dtype=np.float32)[None, :]
+    y = np.linspace(0, 1, height, dtype=np.float32)[:, None]
+    for shot in range(scenes):
+        # Shots far apart in colour and brightness, as cuts between real scenes are.
+        base = np.array(_hsv_to_rgb((seed * 0.37 + shot * 0.39) % 1.0, 0.8, 0.35 + 0.5 * (shot % 2)))
+        rng = np.random.default_rng((seed, shot))
+        texture = rng.normal(0, 8, (height // 8 + 1, width // 8 + 1, 3)).astype(np.float32)
+        texture = texture.repeat(8, 0).repeat(8, 1)[:height, :width] + base.astype(np.float32) * 0.7
+        ball = tuple(int(c) for c in 255 - base)
+        first, end = total * shot // scenes, total * (shot + 1) // scenes
+        for index in range(first, end):
+            drift = np.sin(2 * np.pi * (x + y * 0.5 + index / fps * 0.1))[:, :, None] * 0.15 + 0.15
+            frame = np.clip(texture + base * drift, 0, 255).astype(np.uint8)
+            phase = (index - first) / max(1, end - first)
+            center = (int(width * (0.1 + 0.8 * phase)), int(height * (0.5 + 0.3 * np.sin(2 * np.pi * phase))))
+            cv2.circle(frame, center, max(3, min(width, height) // 8), ball, thickness=-1)
+            corner, side = min(width, height) // 20, min(width, height) // 8
+            cv2.rectangle(frame, (corner, corner), (corner + side, corner + side), MARKER_COLOR, thickness=-1)
+            yield frame
+
+
+def _hsv_to_rgb(h: float, s: float, v: float) -> Color:
+    pixel = np.uint8([[[round(h * 179), round(s * 255), round(v * 255)]]])
+    r, g, b = cv2.cvtColor(pixel, cv2.COLOR_HSV2RGB)[0, 0]
+    return int(r), int(g), int(b)
+
+
+def _write_with_pyav(
+    path: Path,
+    frames: Iterable[np.ndarray],
+    fps: int,
+    size: tuple[int, int],
+    codec: str,
+    keyframe_interval: int | None = None,
+    rotation: int = 0,
+    taken_at: datetime | None = None,
+) -> None:
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream(codec, rate=Fraction(fps))
+        stream.width, stream.height = size
+        stream.pix_fmt = "yuv420p"
+        if codec == "libx264":
+            stream.options = {"preset": "ultrafast"}
+        elif codec == "libvpx":
+            stream.options = {"deadline": "realtime", "cpu-used": "8"}
+        if keyframe_interval is not None:
+            stream.codec_context.gop_size = keyframe_interval
+            stream.options |= {
+                "x264-params": f"keyint={keyframe_interval}:min-keyint={keyframe_interval}:scenecut=0"
+            }
+        if rotation:
+            stream.set_display_rotation(rotation)
+        if taken_at is not None:
+            utc = taken_at.astimezone(UTC) if taken_at.tzinfo else taken_at
+            container.metadata["creation_time"] = utc.strftime("%Y-%m-%dT%H:%M:%S.000000Z")
+        for index, pixels in enumerate(frames):
+            frame = av.VideoFrame.from_ndarray(pixels, format="rgb24")
+            frame.pts = index
+            container.mux(stream.encode(frame))
+        container.mux(stream.encode(None))

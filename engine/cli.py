@@ -169,7 +169,10 @@ def watch(device: str, library_dir: Path | None) -> None:
 
     with _open(library_dir, writable=True, device=device) as library:
         signal.signal(signal.SIGTERM, _interrupt)
-        Watcher(library, on_report=_watch_report, notice=_notice).run()
+        try:
+            Watcher(library, on_report=_watch_report, notice=_notice).run()
+        except KeyboardInterrupt:
+            click.echo("stopped watching; everything indexed so far is kept.", err=True)
 
 
 @main.command()
@@ -339,3 +342,7 @@ from engine.training.commands import dataset, evaluate_command, train  # noqa: E
 main.add_command(dataset)
 main.add_command(train)
 main.add_command(evaluate_command)
+
+from engine.bench import bench  # noqa: E402
+
+main.add_command(bench)

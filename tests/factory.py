@@ -1,4 +1,4 @@
-"""Real media files for tests, made on the spot and the same for the same seed.
+"""Real media files for tests, made on the spot; the same seed gives the same pictures.
 
 `make_photo` and `make_video` write pictures that look enough like the real thing (a sky, a sun, a horizon,
 shapes, grain; motion and shots in videos) for decoders, orientation handling and scene detection to be tested
@@ -209,6 +209,8 @@ def _landscape(size: tuple[int, int], seed: int, color: Color | None) -> Image.I
     sky = np.array(color if color is not None else (70 + rng.integers(0, 60), 130 + rng.integers(0, 60), 230))
     horizon = int(height * rng.uniform(0.55, 0.7))
     ground = np.array((40 + rng.integers(0, 50), 110 + rng.integers(0, 50), 30 + rng.integers(0, 30)))
+    if color is not None:
+        ground = (ground + np.array(color)) / 2  # tinted too, so that the colour dominates the whole picture
     rows = np.empty((height, 3))
     fade = np.linspace(0, 1, horizon)[:, None]
     rows[:horizon] = sky * (1 - 0.35 * fade) + 255 * 0.35 * fade  # paler towards the horizon

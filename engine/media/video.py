@@ -39,6 +39,8 @@ log = logging.getLogger(__name__)
 _EARLY = 0.25
 # No keyframe within this fraction of an interval after a frame was due: decode the frames in between.
 _LATE = 0.5
+# Packets held back at most, whatever the timestamps say (a file whose clock jumps back would hold them all).
+_MAX_PENDING = 1000
 # A keyframe this much sooner than the longest keyframe gap so far breaks the encoder's rhythm.
 _OFF_RHYTHM = 0.9
 # While decoding through a group of pictures, frames are checked for a scene cut at most this often (seconds).
@@ -99,6 +101,14 @@ class SampledVideo:
 
     def __init__(self, path: bytes, sampler: FrameSampler) -> None:
         self._container: av.container.InputContainer | None = None
+        self._iterated = False
+        try:
+            self._open(path, sampler)
+        except BaseException:
+            self.close()
+            raise
+
+    def _open(self, path: bytes, sampler: FrameSampler) -> None:
         try:
             if os.stat(path).st_size == 0:  # FFmpeg would only say "invalid data"
                 raise MediaError("not a readable video: the file is empty")
@@ -108,25 +118,19 @@ class SampledVideo:
             self._sampling = _Sampling(self._container, stream, sampler)
             # Decoding the first frame now proves the file is a video at all, and tells its displayed size.
             first = next(self._sampling.frames, None)
-            if first is None:
-                raise MediaError("not a readable video: no frame could be decoded (damaged or unsupported)")
-            self._first = first
-            self.info = VideoInfo(
-                duration_ms=_duration_ms(self._container, stream),
-                width=self._sampling.display_size[0],
-                height=self._sampling.display_size[1],
-                taken_at=_taken_at(self._container.metadata) or _taken_at(stream.metadata),
-            )
-        except MediaError:
-            self.close()
-            raise
-        except OSError as e:  # FFmpeg's file errors are OSErrors too: missing, permission denied
-            self.close()
+        except (FileNotFoundError, PermissionError, IsADirectoryError) as e:  # FFmpeg's own ones included
             raise unreadable(e) from None
-        except av.error.FFmpegError as e:
-            self.close()
+        except (av.error.FFmpegError, OSError) as e:  # FFmpeg says EIO for some damaged data
             raise MediaError(f"not a readable video: {_describe(e)}") from None
-        self._iterated = False
+        if first is None:
+            raise MediaError("not a readable video: no frame could be decoded (damaged or unsupported)")
+        self._first = first
+        self.info = VideoInfo(
+            duration_ms=self._sampling.duration_ms,
+            width=self._sampling.display_size[0],
+            height=self._sampling.display_size[1],
+            taken_at=_taken_at(self._container.metadata) or _taken_at(stream.metadata),
+        )
 
     def frames(self) -> Iterator[VideoFrame]:
         """The sampled frames in time order, decoded as they are consumed; timestamps strictly increase."""
@@ -166,10 +170,12 @@ class _Sampling:
         self._min_side = sampler.min_side
         self._time_base = float(stream.time_base or 0)
         self._start = stream.start_time or 0
+        self.duration_ms = _duration_ms(container, stream)
         self._codec = stream.codec_context
         # Frame threads decode several keyframes at once; slice threads help codecs that cut frames into slices.
         self._codec.thread_type = "AUTO"
-        # Frames nothing refers to (most B-frames) are never needed: only a rare one would be the wanted moment.
+        # Frames no other frame refers to (most B-frames) are not decoded: while decoding through a group of
+        # pictures, the reference frame next to the wanted moment serves as well.
         self._codec.skip_frame = "NONREF"
         sar = stream.sample_aspect_ratio
         self._pixel_aspect = float(sar) if sar and sar > 0 else 1.0
@@ -196,15 +202,7 @@ class _Sampling:
     def _sample(self) -> Iterator[VideoFrame]:
         kept = 0
         try:
-            for packet in self._container.demux(self._stream):
-                # The demuxer ends with an empty packet; decoding it would drain the decoder early.
-                if packet.size == 0:
-                    continue
-                for frame in self._decode(self._to_decode(packet)):
-                    if picked := self._pick(frame):
-                        kept += 1
-                        yield picked
-            for frame in self._decode([*self._to_decode_at_end(), None]):
+            for frame in self._decode(self._packets_to_decode()):
                 if picked := self._pick(frame):
                     kept += 1
                     yield picked
@@ -214,13 +212,29 @@ class _Sampling:
                 raise MediaError(f"not a readable video: {_describe(e)}") from None
             log.warning("video damaged after %d sampled frames, the rest is skipped: %s", kept, _describe(e))
 
-    def _decode(self, packets: list[av.packet.Packet | None]) -> Iterator[av.VideoFrame]:
+    def _packets_to_decode(self) -> Iterator[av.packet.Packet | None]:
+        last = 0.0
+        for packet in self._container.demux(self._stream):
+            if packet.size:  # the demuxer ends with an empty packet, which would drain the decoder early
+                last = max(last, self._seconds(packet.pts) or 0.0)
+                yield from self._to_decode(packet)
+        # A cut-off file often just ends, without an error: compare with the length its header promised.
+        promised = self.duration_ms / 1000
+        if last < 0.9 * promised - 1:
+            log.warning(
+                "video ends at %.1f s of the %.1f s it should last: it is probably truncated", last, promised
+            )
+        yield from self._to_decode_at_end()
+        yield None  # drains the frames the decoder still holds
+
+    def _decode(self, packets: Iterator[av.packet.Packet | None]) -> Iterator[av.VideoFrame]:
         for packet in packets:
             try:
-                yield from self._codec.decode(packet)
+                frames = self._codec.decode(packet)
             except av.error.InvalidDataError as e:
-                # One damaged packet costs a frame or a few, not the video.
-                log.debug("skipped an undecodable packet: %s", e)
+                log.debug("skipped an undecodable packet: %s", e)  # a damaged packet costs a few frames only
+                continue
+            yield from frames
 
     def _seconds(self, pts: int | None) -> float | None:
         return None if pts is None else (pts - self._start) * self._time_base
@@ -251,7 +265,7 @@ class _Sampling:
             self._pending = []
             return [packet]
         self._pending.append(packet)
-        if t < self._wanted_from + _LATE * self._interval:
+        if t < self._wanted_from + _LATE * self._interval and len(self._pending) < _MAX_PENDING:
             return []
         # Keyframes are too sparse for the interval: decode through to the wanted moment.
         self._wanted_from = max(self._wanted_from, t - _LATE * self._interval) + self._interval

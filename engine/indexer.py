@@ -18,12 +18,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import torch
+from PIL import Image
 
 from engine.catalogue import Catalogue, Media, NewFrame, Status
+from engine.decoding import DecodeJob, DecodePool, FileSummary
 from engine.errors import MediaError
-from engine.media.images import decode_image
 from engine.media.scanner import FoundFile, MediaKind, fingerprint, scan
-from engine.media.video import FrameSampler
 from engine.models import FastEncoder
 from engine.paths import display, is_inside
 from engine.results import IndexProgress, IndexReport
@@ -37,15 +37,10 @@ CHECKPOINT_SECONDS = 30.0
 
 @dataclass
 class _Decoded:
-    """What a decode worker hands the model thread for one media file."""
+    """A media file its decode worker has finished with."""
 
     media: Media
-    fingerprint: str | None = None
-    width: int | None = None
-    height: int | None = None
-    duration_ms: int | None = None
-    taken_at: object = None
-    error: str | None = None
+    summary: FileSummary
 
 
 @dataclass
@@ -71,8 +66,7 @@ class Indexer:
         encoder: FastEncoder,
         model_id: int,
         *,
-        sampler: FrameSampler | None = None,
-        workers: int | None = None,
+        decoders: DecodePool,
         progress: Callable[[IndexProgress], None] | None = None,
         should_stop: Callable[[], bool] = lambda: False,
     ) -> None:
@@ -80,8 +74,7 @@ class Indexer:
         self.index = index
         self.encoder = encoder
         self.model_id = model_id
-        self.sampler = sampler or FrameSampler()
-        self.workers = workers or min(4, os.cpu_count() or 1)
+        self.decoders = decoders
         self.progress = progress
         self.should_stop = should_stop
         self.report = IndexReport()
@@ -172,7 +165,7 @@ class Indexer:
         last_checkpoint = time.monotonic()
 
         def produce() -> None:
-            with ThreadPoolExecutor(self.workers, thread_name_prefix="decode") as pool:
+            with ThreadPoolExecutor(self.decoders.workers, thread_name_prefix="decode") as pool:
                 for chunk in _chunks(ids, 64):
                     if stop.is_set():
                         break
@@ -230,66 +223,36 @@ class Indexer:
         self.checkpoint()
 
     def _decode(self, media: Media, results: queue.Queue, stop: threading.Event) -> None:
-        """Decode one file into prepared frames on `results`, then its summary (or its error)."""
+        """Decode one file in a worker process; its prepared frames, then its summary, go on `results`."""
         if stop.is_set():
             return
-        decoded = _Decoded(media=media)
-        try:
-            stat = os.stat(media.path)
-            if stat.st_size != media.size or stat.st_mtime_ns != media.mtime_ns:
-                raise MediaError(
-                    "the file changed while it was being indexed; it will be indexed on the next run"
-                )
-            decoded.fingerprint = fingerprint(media.path, media.size)
-            if media.kind == MediaKind.IMAGE:
-                image = decode_image(media.path)
-                decoded.width, decoded.height, decoded.taken_at = image.width, image.height, image.taken_at
-                _put(results, ("frame", media.id, (None, self.encoder.prepare(image.image))), stop)
-            else:
-                with self.sampler.open(media.path) as video:
-                    info = video.info
-                    decoded.width, decoded.height = info.width, info.height
-                    decoded.duration_ms, decoded.taken_at = info.duration_ms, info.taken_at
-                    count = 0
-                    for frame in video.frames():
-                        if stop.is_set():
-                            return
-                        _put(
-                            results,
-                            ("frame", media.id, (frame.timestamp_ms, self.encoder.prepare(frame.image))),
-                            stop,
-                        )
-                        count += 1
-                    if not count:
-                        raise MediaError("no frame of this video could be decoded")
-        except FileNotFoundError:
-            decoded.error = "the file vanished while it was being indexed"
-        except PermissionError:
-            decoded.error = "permission denied: Glimpse may not read this file"
-        except OSError as error:
-            decoded.error = f"cannot read the file: {error.strerror or error}"
-        except MediaError as error:
-            decoded.error = str(error)
-        _put(results, ("done", media.id, decoded), stop)
+
+        def on_frame(timestamp_ms: int | None, pixels: np.ndarray) -> bool:
+            tensor = self.encoder.prepare(Image.fromarray(pixels))
+            return _put(results, ("frame", media.id, (timestamp_ms, tensor)), stop)
+
+        job = DecodeJob(media.path, media.kind, media.size, media.mtime_ns)
+        summary = self.decoders.decode(job, on_frame, stop)
+        if not stop.is_set():  # a stopped run records nothing about the file it was in
+            _put(results, ("done", media.id, _Decoded(media, summary)), stop)
 
     def _commit(self, entry: _Pending) -> None:
-        decoded = entry.decoded
-        assert decoded is not None
-        media = decoded.media
-        if decoded.error is not None:
-            log.warning("cannot index %s: %s", display(media.path), decoded.error)
-            self.catalogue.record_failed(media.id, decoded.error, decoded.fingerprint)
+        assert entry.decoded is not None
+        media, summary = entry.decoded.media, entry.decoded.summary
+        if summary.error is not None:
+            log.warning("cannot index %s: %s", display(media.path), summary.error)
+            self.catalogue.record_failed(media.id, summary.error, summary.fingerprint)
             self.report.failed += 1
             return
         frames = [NewFrame(entry.timestamps[i], entry.vectors[i]) for i in range(len(entry.timestamps))]
         self.catalogue.record_indexed(
             media.id,
             model_id=self.model_id,
-            fingerprint=decoded.fingerprint,
-            width=decoded.width,
-            height=decoded.height,
-            duration_ms=decoded.duration_ms,
-            taken_at=decoded.taken_at,  # type: ignore[arg-type]
+            fingerprint=summary.fingerprint,
+            width=summary.width,
+            height=summary.height,
+            duration_ms=summary.duration_ms,
+            taken_at=summary.taken_at,
             frames=frames,
         )
         self.report.frames += len(frames)
@@ -304,14 +267,15 @@ class Indexer:
         self.index.save(self.catalogue, self.model_id)
 
 
-def _put(results: queue.Queue, item: object, stop: threading.Event) -> None:
+def _put(results: queue.Queue, item: object, stop: threading.Event) -> bool:
     """Put with a timeout loop, so a worker never blocks forever once the consumer has stopped."""
     while not stop.is_set():
         try:
             results.put(item, timeout=0.2)
-            return
+            return True
         except queue.Full:
             continue
+    return False
 
 
 def _drain(results: queue.Queue) -> None:

@@ -14,7 +14,16 @@ from engine.catalogue import Catalogue
 from engine.errors import LibraryError, UsageError
 from engine.lock import WriterLock
 from engine.paths import default_library, display, is_inside, to_bytes, to_path
-from engine.results import CheckReport, IndexProgress, IndexReport, LibraryStatus, SearchResult
+from engine.results import (
+    CheckReport,
+    FailedFile,
+    IndexProgress,
+    IndexReport,
+    LibraryStatus,
+    MediaDetails,
+    SearchResult,
+)
+from engine.thumbnails import DEFAULT_MAX_BYTES, ThumbnailCache
 from engine.vector_index import VectorIndex
 
 log = logging.getLogger(__name__)
@@ -34,6 +43,7 @@ class Library:
         self._lock = WriterLock(folder) if writable else None
         self._index: VectorIndex | None = None
         self._index_model_id: int | None = None
+        self._pool = None
         if self._lock is not None:
             self._lock.acquire()
         try:
@@ -57,7 +67,19 @@ class Library:
         _log_to(path)
         return cls(path, writable=writable, device=device)
 
+    def _decoders(self, settings):
+        """The decode worker processes, kept while the library is open (a watcher reuses them)."""
+        from engine.decoding import DecodePool
+
+        if self._pool is None or self._pool.settings != settings:
+            if self._pool is not None:
+                self._pool.close()
+            self._pool = DecodePool(workers=os.cpu_count() or 1, settings=settings)
+        return self._pool
+
     def close(self) -> None:
+        if getattr(self, "_pool", None) is not None:
+            self._pool.close()
         if getattr(self, "catalogue", None) is not None:
             self.catalogue.close()
         if self._lock is not None:
@@ -163,8 +185,8 @@ class Library:
         should_stop: Callable[[], bool] = lambda: False,
     ) -> IndexReport:
         """Scan the watched folders (or just `folders`, which become watched), embed what is new or changed."""
+        from engine.decoding import DecodeSettings
         from engine.indexer import Indexer
-        from engine.media.video import FrameSampler
 
         self._require_writable()
         started = time.monotonic()
@@ -188,13 +210,12 @@ class Library:
         model_id = self.catalogue.model_id(encoder.key, encoder.dim)
         self.catalogue.set_setting(MODEL_SETTING, spec)
         index = self._vector_index(encoder.key, encoder.dim, model_id)
-        sampler = FrameSampler(interval_s=self.frame_interval_s)
         indexer = Indexer(
             self.catalogue,
             index,
             encoder,
             model_id,
-            sampler=sampler,
+            decoders=self._decoders(DecodeSettings(frame_interval_s=self.frame_interval_s)),
             progress=progress,
             should_stop=should_stop,
         )
@@ -329,6 +350,47 @@ class Library:
     def _require_writable(self) -> None:
         if not self.writable:
             raise LibraryError("this library was opened read-only")
+
+    # for the desktop app: details, failures, thumbnails, the log -------------------------------------
+
+    def media_details(self, path: str | os.PathLike | bytes) -> MediaDetails | None:
+        """Size, dimensions, dates and indexing state of a file of the library; None if it is not in it."""
+        from datetime import datetime
+
+        media = self.catalogue.media_by_path(to_bytes(path))
+        if media is None:
+            return None
+        return MediaDetails(
+            path=to_path(media.path),
+            kind=media.kind,
+            size=media.size,
+            width=media.width,
+            height=media.height,
+            duration_s=media.duration_ms / 1000 if media.duration_ms is not None else None,
+            taken_at=media.taken_at,
+            modified=datetime.fromtimestamp(media.mtime_ns / 1e9),
+            status=str(media.status),
+            error=media.error,
+        )
+
+    def failed_files(self, limit: int = 1000) -> list[FailedFile]:
+        """Files that could not be indexed, with the reason, up to `limit`."""
+        failed: list[FailedFile] = []
+        for media in self.catalogue.iter_media():
+            if media.status == "failed":
+                failed.append(FailedFile(path=to_path(media.path), error=media.error or "unknown error"))
+                if len(failed) >= limit:
+                    break
+        return failed
+
+    def thumbnails(self, max_bytes: int | None = None) -> ThumbnailCache:
+        """The library's thumbnail cache (`thumbnails/`), bounded to `max_bytes`; usable from any thread."""
+        return ThumbnailCache(self.folder / "thumbnails", max_bytes or DEFAULT_MAX_BYTES)
+
+    @property
+    def log_path(self) -> Path:
+        """The library's log file (it may not exist yet)."""
+        return self.folder / "glimpse.log"
 
 
 def _key_of(spec: str) -> str:

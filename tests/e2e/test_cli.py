@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from engine.decoding import CRASH_MARKER_ENV
 from engine.lock import WriterLock
 from tests.e2e.conftest import glimpse
 from tests.factory import make_hostile_files, make_photo, make_video
@@ -234,3 +235,18 @@ def test_offline_pretrained_model_says_what_is_missing(tmp_path):
     assert run.code == 1
     assert "open_clip_pytorch_model.bin" in run.stderr and "@" in run.stderr
     assert "Traceback" not in run.stderr and run.stderr.strip().count("\n") == 0
+
+
+def test_a_crashing_decoder_fails_one_file_and_the_run_goes_on(tmp_path):
+    media = tmp_path / "media"
+    for seed in range(3):
+        make_photo(media / f"p{seed}.jpg", seed=seed)
+    make_photo(media / "boom.jpg", seed=9)
+    library = tmp_path / "library"
+    run = glimpse(
+        "index", media, "--model", "tiny-test", "--json", library=library, env={CRASH_MARKER_ENV: "boom"}
+    )
+    assert run.code == 0, run.stderr
+    report = run.json()
+    assert (report["images"], report["failed"]) == (3, 1)
+    assert glimpse("check", library=library).code == 0

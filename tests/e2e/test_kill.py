@@ -1,0 +1,65 @@
+"""Killed at any instant, `glimpse index` loses nothing committed and resumes without duplicates."""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.conftest import GLIMPSE, glimpse
+from tests.factory import make_photo, make_video
+
+QUERIES = ["a red car", "a dog on the beach", "fireworks"]
+
+
+def snapshot(library: Path) -> dict:
+    """What a user can observe of a library: totals, consistency, and search results."""
+    status = glimpse("status", "--json", library=library).json()
+    status.pop("library")
+    check = glimpse("check", "--json", library=library)
+    searches = {
+        q: [
+            (r["path"], round(r["score"], 4), r["timestamp"])
+            for r in glimpse("search", q, "--limit", "50", "--json", library=library).json()
+        ]
+        for q in QUERIES
+    }
+    return {"status": status, "consistent": check.code == 0, "searches": searches}
+
+
+@pytest.mark.slow
+def test_random_kills_lose_nothing_and_match_a_clean_run(tmp_path):
+    media = tmp_path / "media"
+    for seed in range(30):
+        make_photo(media / f"photo-{seed:02d}.jpg", size=(1600, 1200), seed=seed)
+    for seed in range(3):
+        make_video(media / f"clip-{seed}.mp4", seconds=16, seed=seed)
+
+    clean = tmp_path / "clean"
+    assert glimpse("index", media, "--model", "tiny-test", library=clean).code == 0
+    expected = snapshot(clean)
+
+    killed = tmp_path / "killed"
+    rng = random.Random(7)
+    kills = 0
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    argv = [GLIMPSE, "index", media, "--model", "tiny-test", "--library", killed]
+    for _ in range(12):
+        process = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+        # Start-up (imports, model) takes a few seconds; kill anywhere from before it to the end of the run.
+        time.sleep(rng.uniform(1.0, 9.0))
+        if process.poll() is not None:
+            break  # it finished before we struck: everything is indexed
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+        kills += 1
+    assert kills >= 5
+    final = glimpse("index", "--json", library=killed)
+    assert final.code == 0, final.stderr
+    assert final.json()["failed"] == 0
+    assert snapshot(killed) == expected

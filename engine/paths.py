@@ -29,9 +29,9 @@ def to_path(raw: bytes) -> Path:
 
 
 def display(path: bytes | Path) -> str:
-    """A path for a message: undecodable bytes shown as the replacement character."""
+    """A path made printable: bytes that are not UTF-8 appear as \\xNN escapes instead of breaking output."""
     raw = path if isinstance(path, bytes) else os.fsencode(path)
-    return raw.decode("utf-8", errors="replace")
+    return raw.decode("utf-8", errors="backslashreplace")
 
 
 def is_inside(path: bytes, folder: bytes) -> bool:

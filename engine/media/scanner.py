@@ -13,6 +13,7 @@ from collections.abc import Collection, Iterator
 from dataclasses import dataclass
 
 from engine.errors import MediaError
+from engine.paths import display
 
 log = logging.getLogger(__name__)
 
@@ -51,11 +52,6 @@ def kind_of(path: bytes) -> MediaKind | None:
     return _KIND_BY_EXTENSION.get(os.path.splitext(path)[1].lower())
 
 
-def display_path(path: bytes) -> str:
-    """A path made printable: bytes that are not UTF-8 appear as \\xNN escapes instead of breaking output."""
-    return path.decode("utf-8", errors="backslashreplace")
-
-
 def scan(folder: bytes, excluded: Collection[bytes] = ()) -> Iterator[FoundFile]:
     """Every photo and video under `folder`, recursively, in a stable order (names sorted at each level).
 
@@ -69,12 +65,12 @@ def scan(folder: bytes, excluded: Collection[bytes] = ()) -> Iterator[FoundFile]
     try:
         top_stat = os.stat(top)
         if not stat.S_ISDIR(top_stat.st_mode):
-            raise MediaError(f"not a folder: {display_path(top)}")
+            raise MediaError(f"not a folder: {display(top)}")
         top_entries = _sorted_entries(top)
     except FileNotFoundError:
-        raise MediaError(f"folder not found: {display_path(top)}") from None
+        raise MediaError(f"folder not found: {display(top)}") from None
     except OSError as e:
-        raise MediaError(f"folder cannot be read: {display_path(top)} ({_reason(e)})") from None
+        raise MediaError(f"folder cannot be read: {display(top)} ({_reason(e)})") from None
     excluded_paths = frozenset(os.path.abspath(e) for e in excluded)
     if any(top == e or top.startswith(os.path.join(e, b"")) for e in excluded_paths):
         return iter(())
@@ -102,20 +98,20 @@ def _walk(
                 continue
             st = entry.stat()
         except FileNotFoundError:
-            log.warning("skipped %s: it vanished or is a link to nothing", display_path(entry.path))
+            log.warning("skipped %s: it vanished or is a link to nothing", display(entry.path))
             continue
         except OSError as e:
-            log.warning("skipped %s: %s", display_path(entry.path), _reason(e))
+            log.warning("skipped %s: %s", display(entry.path), _reason(e))
             continue
         if is_dir:
             if (st.st_dev, st.st_ino) in visited:
-                log.info("skipped %s: folder already scanned through another path", display_path(entry.path))
+                log.info("skipped %s: folder already scanned through another path", display(entry.path))
                 continue
             visited.add((st.st_dev, st.st_ino))
             try:
                 stack.append(iter(_sorted_entries(entry.path)))
             except OSError as e:
-                log.warning("skipped folder %s: %s", display_path(entry.path), _reason(e))
+                log.warning("skipped folder %s: %s", display(entry.path), _reason(e))
         # Only regular files: opening a FIFO or a device that happens to be named .jpg would block or worse.
         elif kind is not None and stat.S_ISREG(st.st_mode):
             yield FoundFile(path=entry.path, kind=kind, size=st.st_size, mtime_ns=st.st_mtime_ns)

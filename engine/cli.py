@@ -7,6 +7,7 @@ document on stdout; progress and notices go to stderr.
 from __future__ import annotations
 
 import json
+import logging
 import signal
 import sys
 from collections.abc import Callable
@@ -16,7 +17,7 @@ from typing import Any
 
 import click
 
-from engine.errors import GlimpseError, UsageError
+from engine.errors import GlimpseError, UsageError, explain
 from engine.paths import LIBRARY_ENV, display
 
 
@@ -51,6 +52,10 @@ def _handles_errors(command: Callable) -> Callable:
         except KeyboardInterrupt:
             click.echo("glimpse: interrupted; everything indexed so far is kept.", err=True)
             sys.exit(130)
+        except Exception as error:  # the last line of defence: a sentence on the terminal, the trace in the log
+            logging.getLogger("engine").exception("glimpse %s failed", command.__name__)
+            click.echo(f"glimpse: {explain(error)}", err=True)
+            sys.exit(1)
 
     return wrapper
 
@@ -85,7 +90,9 @@ def main(ctx: click.Context, library_dir: Path | None) -> None:
     """
     ctx.obj = {"library_dir": library_dir}
     if ctx.invoked_subcommand is None:
-        click.echo(ctx.get_help())
+        from desktop.app import main as run_desktop  # Qt loads only for the desktop app
+
+        sys.exit(run_desktop(library_dir))
 
 
 @main.command()

@@ -111,9 +111,13 @@ class VectorIndex:
         if self.marks == self.saved_marks:
             return
         tmp = self.path.with_name(self.path.name + ".tmp")
-        self.index.save(str(tmp))
-        _fsync(tmp)
-        os.replace(tmp, self.path)
+        try:
+            self.index.save(str(tmp))
+            _fsync(tmp)
+            os.replace(tmp, self.path)
+        except BaseException:
+            tmp.unlink(missing_ok=True)  # a full disk keeps the previous file, and no half-written one
+            raise
         _write_atomically(
             self.meta_path, json.dumps({"vectors": self.marks.vectors, "deletions": self.marks.deletions})
         )

@@ -1,5 +1,7 @@
 """The vector index: a derived cache with high-water marks, caught up on open, rebuilt when broken."""
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -85,3 +87,30 @@ def test_save_is_atomic_and_skipped_when_nothing_changed(tmp_path, catalogue):
     index.save(catalogue, model)
     assert index.path.stat().st_mtime_ns == mtime
     assert not list(tmp_path.glob("*.tmp"))
+
+
+def test_a_disk_full_during_save_leaves_the_previous_index_valid(tmp_path, catalogue, monkeypatch):
+    import errno
+
+    from engine.errors import explain
+
+    model = catalogue.model_id("m", 8)
+    index_file(catalogue, b"/a.jpg", model)
+    index = open_index(tmp_path, catalogue, model)
+    index.save(catalogue, model)
+    index_file(catalogue, b"/b.jpg", model, seed=1)
+    index.catch_up(catalogue, model)
+
+    def full_disk(self, path, *args, **kwargs):
+        Path(path).write_bytes(b"half an index")
+        raise OSError(errno.ENOSPC, "No space left on device", path)
+
+    monkeypatch.setattr(type(index.index), "save", full_disk)
+    with pytest.raises(OSError) as failure:
+        index.save(catalogue, model)
+    assert "disk is full" in str(explain(failure.value))
+    assert not list(tmp_path.glob("*.tmp"))
+    monkeypatch.undo()
+    survivor = VectorIndex._load(tmp_path / "vectors-m.usearch", 8)
+    assert survivor is not None and sorted(survivor.keys().tolist()) == [1]
+    assert sorted(open_index(tmp_path, catalogue, model).keys().tolist()) == [1, 2]  # caught up again

@@ -52,7 +52,10 @@ def _handles_errors(command: Callable) -> Callable:
         except KeyboardInterrupt:
             click.echo("glimpse: interrupted; everything indexed so far is kept.", err=True)
             sys.exit(130)
-        except Exception as error:  # the last line of defence: a sentence on the terminal, the trace in the log
+        except click.ClickException:
+            raise  # click reports its own usage errors (exit 2)
+        except Exception as error:
+            # The last line of defence: a sentence on the terminal, the trace in the log.
             logging.getLogger("engine").exception("glimpse %s failed", command.__name__)
             click.echo(f"glimpse: {explain(error)}", err=True)
             sys.exit(1)
@@ -187,6 +190,14 @@ def watch(device: str, library_dir: Path | None) -> None:
 @click.option("--limit", type=click.IntRange(1, 10_000), default=20, show_default=True)
 @click.option("--type", "kind", type=click.Choice(["image", "video"]), help="Only photos or only videos.")
 @click.option("--folder", type=click.Path(file_okay=False), help="Only files inside this folder.")
+@click.option(
+    "--rerank",
+    type=click.IntRange(0, 1000),
+    default=None,
+    metavar="K",
+    help="Re-score the best K with the Slow model (default: on, K by device).",
+)
+@click.option("--no-rerank", is_flag=True, help="Fast results only.")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
 @_library_option
 @_json_option
@@ -196,13 +207,19 @@ def search(
     limit: int,
     kind: str | None,
     folder: str | None,
+    rerank: int | None,
+    no_rerank: bool,
     device: str,
     library_dir: Path | None,
     as_json: bool,
 ) -> None:
     """Find photos and video moments matching TEXT."""
+    if no_rerank and rerank:
+        raise click.UsageError("--rerank and --no-rerank contradict each other")
     with _open(library_dir, device=device) as library:
-        results = library.search(text, limit=limit, kind=kind, folder=folder)
+        results = library.search(
+            text, limit=limit, kind=kind, folder=folder, rerank=0 if no_rerank else rerank, notice=_notice
+        )
     _print_results(results, as_json)
 
 

@@ -38,8 +38,9 @@ HANG_MARKER_ENV = "GLIMPSE_TEST_HANG_ON"
 class DecodeJob:
     path: bytes
     kind: str  # "image" | "video"
-    size: int
-    mtime_ns: int
+    size: int | None = None  # with mtime_ns: what the scan saw; a file that changed since is not trusted
+    mtime_ns: int | None = None
+    at_ms: int | None = None  # a video's single frame at this moment, instead of sampling the whole video
 
 
 @dataclass
@@ -203,18 +204,23 @@ def _decode(job: DecodeJob, settings: DecodeSettings, connection: Connection) ->
     # Imported here: workers start fast and the parent needs none of the codecs itself.
     from engine.media.images import decode_image
     from engine.media.scanner import fingerprint
-    from engine.media.video import FrameSampler
+    from engine.media.video import FrameSampler, frame_at
 
     summary = FileSummary()
     try:
         _inject_faults(job.path)
-        stat = os.stat(job.path)
-        if stat.st_size != job.size or stat.st_mtime_ns != job.mtime_ns:
-            raise MediaError(
-                "the file changed while it was being indexed; it will be indexed on the next run"
-            )
-        summary.fingerprint = fingerprint(job.path, job.size)
-        if job.kind == "image":
+        if job.size is not None:
+            stat = os.stat(job.path)
+            if stat.st_size != job.size or stat.st_mtime_ns != job.mtime_ns:
+                raise MediaError(
+                    "the file changed while it was being indexed; it will be indexed on the next run"
+                )
+            summary.fingerprint = fingerprint(job.path, job.size)
+        if job.at_ms is not None and job.kind == "video":
+            picture = frame_at(job.path, job.at_ms / 1000, settings.min_side)
+            connection.send(("frame", job.at_ms, np.asarray(picture)))
+            summary.frames = 1
+        elif job.kind == "image":
             image = decode_image(job.path, settings.min_side)
             summary.width, summary.height, summary.taken_at = image.width, image.height, image.taken_at
             connection.send(("frame", None, np.asarray(image.image)))

@@ -13,6 +13,7 @@ import numpy as np
 from engine.catalogue import Catalogue
 from engine.errors import LibraryError, UsageError
 from engine.lock import WriterLock
+from engine.models.presets import Preset
 from engine.paths import default_library, display, is_inside, to_bytes, to_path
 from engine.results import (
     CheckReport,
@@ -30,7 +31,12 @@ log = logging.getLogger(__name__)
 
 MODEL_SETTING = "model"
 INTERVAL_SETTING = "frame_interval_s"
+RERANK_SETTING = "rerank_k"
 DEFAULT_FRAME_INTERVAL_S = 2.0
+#: Default re-ranking depth (docs/benchmarks.md, "Re-ranking"): K = 100 stays far under 100 ms on a GPU; on a
+#: CPU the largest K whose Slow pass stays interactive.
+RERANK_GPU = 100
+RERANK_CPU = 16
 
 
 class Library:
@@ -44,6 +50,7 @@ class Library:
         self._index: VectorIndex | None = None
         self._index_model_id: int | None = None
         self._pool = None
+        self._tokens = None
         if self._lock is not None:
             self._lock.acquire()
         try:
@@ -234,38 +241,105 @@ class Library:
         limit: int = 20,
         kind: str | None = None,
         folder: str | os.PathLike | bytes | None = None,
+        rerank: int | None = None,
+        notice: Callable[[str], None] = lambda message: None,
     ) -> list[SearchResult]:
-        """Files best matching a description, best first; a video by its best moment."""
+        """Files best matching a description, best first; a video by its best moment.
+
+        `rerank`: how many of the Fast shortlist the Slow model re-scores (0: none; None: this library's
+        setting, else the device's default, see `default_rerank`).
+        """
         query = text.strip() if isinstance(text, str) else ""
         if not query:
             raise UsageError("type a few words describing what you are looking for")
+        if rerank is not None and rerank < 0:
+            raise UsageError("the number of results to re-rank cannot be negative")
         encoder = self._encoder()
         vector = encoder.embed_texts([query])[0]
-        return self._search_vector(encoder, vector, limit, kind, folder, None)
+        reranker = self._reranker(explicit=rerank is not None and rerank > 0, notice=notice)
+        k = 0 if reranker is None else (self.rerank_k if rerank is None else rerank)
+        candidates = self._shortlist(encoder, vector, max(limit, k), kind, folder, None)
+        if k:
+            assert reranker is not None
+            candidates = reranker.rerank(query, candidates[:k]) + candidates[k:]
+            _keep_scores_falling(candidates, k)
+        return self._searcher(encoder).results(candidates[:limit])
+
+    @property
+    def rerank_k(self) -> int:
+        """How many results the Slow model re-ranks by default: this library's setting, else the device's."""
+        value = self.catalogue.get_setting(RERANK_SETTING)
+        return int(value) if value is not None else default_rerank(self.device)
+
+    def set_rerank_k(self, k: int) -> None:
+        """Re-rank this many results by default (0 turns re-ranking off)."""
+        self._require_writable()
+        if not 0 <= k <= 1000:
+            raise UsageError("re-rank between 0 (off) and 1000 results")
+        self.catalogue.set_setting(RERANK_SETTING, str(int(k)))
+
+    def _reranker(self, *, explicit: bool, notice: Callable[[str], None]):
+        """The Slow re-ranker paired with this library's model, or None (no pair, or its weights are away)."""
+        from engine.errors import ModelUnavailable
+        from engine.models import load_slow
+        from engine.models.presets import paired_slow
+        from engine.reranker import Reranker
+        from engine.token_cache import TokenCache
+
+        if self.model is None or (not explicit and self.rerank_k == 0):
+            return None
+        spec = paired_slow(self.model)
+        if spec is None:
+            if explicit:
+                raise UsageError(f"the model {self.model} has no Slow re-ranker; search without --rerank")
+            return None
+        try:
+            scorer = load_slow(spec, self.device)
+        except ModelUnavailable as error:
+            if explicit:
+                raise
+            notice(f"searching without re-ranking: {error}")
+            return None
+        if self._tokens is None:
+            # Readers keep tokens on disk too: each CLI search is a new process that would start cold.
+            self._tokens = TokenCache(self.folder / "tokens" if os.access(self.folder, os.W_OK) else None)
+        return Reranker(scorer, self._decoders(self._decode_settings()), self._tokens)
+
+    def _decode_settings(self):
+        from engine.decoding import DecodeSettings
+
+        return DecodeSettings(frame_interval_s=self.frame_interval_s)
 
     def similar(self, file: str | os.PathLike | bytes, *, limit: int = 20) -> list[SearchResult]:
         """Files that look like `file` (a photo, or a video by its first frames), itself excluded."""
-        from engine.errors import MediaError
-        from engine.media.images import decode_image
-        from engine.media.scanner import MediaKind, kind_of
+        import threading
+
+        from engine.decoding import DecodeJob
+        from engine.media.scanner import kind_of
 
         raw = to_bytes(file)
-        if not os.path.exists(raw):
-            raise UsageError(f"{display(raw)} does not exist")
+        if not os.path.isfile(raw):
+            raise UsageError(f"{display(raw)} is not a file")
         encoder = self._encoder()
         vector = self._stored_vector(raw, encoder)
         if vector is None:
             kind = kind_of(raw)
             if kind is None:
                 raise UsageError(f"{display(raw)} is not a photo or video Glimpse can read")
-            try:
-                if kind == MediaKind.IMAGE:
-                    vector = encoder.embed_images([decode_image(raw).image])[0]
-                else:
-                    vector = self._video_vector(raw, encoder)
-            except MediaError as error:
-                raise UsageError(f"cannot read {display(raw)}: {error}") from error
-        return self._search_vector(encoder, vector, limit, None, None, raw)
+            frames: list[np.ndarray] = []
+            summary = self._decoders(self._decode_settings()).decode(
+                DecodeJob(raw, kind),
+                lambda _ts, pixels: frames.append(pixels) or len(frames) < 8,
+                threading.Event(),
+            )
+            if summary.error or not frames:
+                raise UsageError(f"cannot read {display(raw)}: {summary.error}")
+            from PIL import Image
+
+            vectors = encoder.embed_images([Image.fromarray(f) for f in frames])
+            vector = _unit(vectors.mean(axis=0))
+        candidates = self._shortlist(encoder, vector, limit, None, None, raw)
+        return self._searcher(encoder).results(candidates)
 
     def _stored_vector(self, raw: bytes, encoder) -> np.ndarray | None:
         media = self.catalogue.media_by_path(raw)
@@ -276,32 +350,27 @@ class Library:
         vectors = self.catalogue.vectors_of([f for f, _ in frames], known[0], known[1])
         if not vectors:
             return None
-        mean = np.mean(list(vectors.values()), axis=0)
-        return mean / (np.linalg.norm(mean) or 1.0)
+        return _unit(np.mean(list(vectors.values()), axis=0))
 
-    def _video_vector(self, raw: bytes, encoder) -> np.ndarray:
-        from engine.media.video import FrameSampler
+    def _searcher(self, encoder):
+        from engine.searcher import Searcher
 
-        with FrameSampler(interval_s=self.frame_interval_s).open(raw) as video:
-            images = [frame.image for _, frame in zip(range(8), video.frames(), strict=False)]
-        vectors = encoder.embed_images(images)
-        mean = vectors.mean(axis=0)
-        return mean / (np.linalg.norm(mean) or 1.0)
+        known = self.catalogue.find_model(encoder.key)
+        assert known is not None
+        index = self._vector_index(encoder.key, encoder.dim, known[0])
+        return Searcher(self.catalogue, index, lambda: int(self.frame_interval_s * 1000))
 
-    def _search_vector(self, encoder, vector, limit, kind, folder, exclude) -> list[SearchResult]:
-        from engine.searcher import Filters, Searcher
+    def _shortlist(self, encoder, vector, limit, kind, folder, exclude):
+        from engine.searcher import Filters
 
         if kind not in (None, "image", "video"):
             raise UsageError("the type must be image or video")
-        known = self.catalogue.find_model(encoder.key)
-        if known is None:
+        if self.catalogue.find_model(encoder.key) is None:
             return []
-        index = self._vector_index(encoder.key, encoder.dim, known[0])
-        searcher = Searcher(self.catalogue, index, lambda: int(self.frame_interval_s * 1000))
         filters = Filters(
             kind=kind, folder=to_bytes(folder) if folder is not None else None, exclude_path=exclude
         )
-        return searcher.search_vector(vector, limit, filters)
+        return self._searcher(encoder).shortlist(vector, limit, filters)
 
     # status and check ---------------------------------------------------------------------------------
 
@@ -391,6 +460,59 @@ class Library:
     def log_path(self) -> Path:
         """The library's log file (it may not exist yet)."""
         return self.folder / "glimpse.log"
+
+    @staticmethod
+    def fast_presets() -> list[Preset]:
+        """The Fast model presets a library can be indexed with (Slow re-rankers come with them)."""
+        from engine.models.presets import PRESETS
+
+        return [preset for preset in PRESETS.values() if preset.kind == "fast"]
+
+    @staticmethod
+    def model_available(spec: str) -> bool:
+        """Whether a model's weights are on this computer already (never touches the network)."""
+        from engine.models import is_available
+
+        return is_available(spec)
+
+    @staticmethod
+    def download_model(spec: str) -> Path:
+        """Fetch a preset's weights into the local cache; ModelUnavailable says why when that cannot be."""
+        from engine.models import download
+
+        return download(spec)
+
+    @staticmethod
+    def detected_device() -> str:
+        """What device "auto" runs the models on here, in words (e.g. "CPU", "GPU: NVIDIA H100")."""
+        from engine.models import resolve_device
+
+        if resolve_device("auto") == "cuda":
+            import torch
+
+            return f"GPU: {torch.cuda.get_device_name(0)}"
+        return "CPU (no CUDA GPU found)"
+
+
+def default_rerank(device: str) -> int:
+    """How many results the Slow model re-ranks by default: on a GPU plenty, on a CPU what stays interactive."""
+    from engine.models import resolve_device
+
+    return RERANK_GPU if resolve_device(device) == "cuda" else RERANK_CPU
+
+
+def _keep_scores_falling(candidates, reranked: int) -> None:
+    """Results past the re-ranked head keep their Fast order, with scores capped so they never rise."""
+    if not reranked or len(candidates) <= reranked:
+        return
+    ceiling = min(c.score for c in candidates[:reranked])
+    for candidate in candidates[reranked:]:
+        candidate.score = min(candidate.score, ceiling)
+        ceiling = candidate.score
+
+
+def _unit(vector: np.ndarray) -> np.ndarray:
+    return vector / (np.linalg.norm(vector) or 1.0)
 
 
 def _key_of(spec: str) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
+from datetime import datetime
 from pathlib import Path
 
 
@@ -87,3 +88,19 @@ class CheckReport:
 class FailedFile:
     path: Path
     error: str
+
+
+@dataclass
+class MediaDetails:
+    """What a detail pane shows about one file of the library."""
+
+    path: Path
+    kind: str  # "image" | "video"
+    size: int  # bytes
+    width: int | None
+    height: int | None
+    duration_s: float | None  # videos only
+    taken_at: datetime | None  # the camera's local time (EXIF, or the video's creation time)
+    modified: datetime
+    status: str  # "indexed" | "pending" | "failed" | "unavailable"
+    error: str | None  # why indexing failed, when it did

@@ -30,6 +30,27 @@ class Filters:
         return hit.path != self.exclude_path
 
 
+@dataclass
+class Candidate:
+    """One file of a shortlist: its frames that matched, best first, and its scores so far."""
+
+    media_id: int
+    path: bytes
+    kind: str
+    frames: list[tuple[FrameHit, float]]  # (frame, Fast score), best first
+    score: float
+    slow_score: float | None = None
+    best: FrameHit | None = None  # the frame that sets the score and the moment; the Fast best by default
+
+    @property
+    def fast_score(self) -> float:
+        return self.frames[0][1]
+
+    @property
+    def moment(self) -> FrameHit:
+        return self.best or self.frames[0][0]
+
+
 class Searcher:
     """Nearest frames of a query vector, grouped into files, best first."""
 
@@ -40,9 +61,7 @@ class Searcher:
         self.index = index
         self.frame_interval_ms = frame_interval_ms
 
-    def search_vector(
-        self, query: np.ndarray, limit: int, filters: Filters = Filters()
-    ) -> list[SearchResult]:
+    def shortlist(self, query: np.ndarray, limit: int, filters: Filters = Filters()) -> list[Candidate]:
         """Up to `limit` files nearest to `query`, widening the ANN search until enough pass the filters."""
         if limit <= 0:
             return []
@@ -50,43 +69,52 @@ class Searcher:
         while True:
             keys, scores = self.index.search(query, count)
             hits = self.catalogue.frames(keys.tolist())
-            best: dict[int, tuple[float, FrameHit]] = {}
-            by_media: dict[int, list[tuple[int, float]]] = {}
+            by_media: dict[int, list[tuple[FrameHit, float]]] = {}
             for key, score in zip(keys.tolist(), scores.tolist(), strict=True):
                 hit = hits.get(key)
                 if hit is None or not filters.accept(hit):
                     continue  # deleted since the index was saved, unavailable, or filtered out
-                by_media.setdefault(hit.media_id, []).append((hit.timestamp_ms or 0, score))
-                if hit.media_id not in best or score > best[hit.media_id][0]:
-                    best[hit.media_id] = (score, hit)
-            exhausted = count >= len(self.index)
-            if len(best) >= limit or exhausted:
+                by_media.setdefault(hit.media_id, []).append((hit, score))  # keys come best first
+            if len(by_media) >= limit or count >= len(self.index):
                 break
             count *= 4
-        ranked = sorted(best.values(), key=lambda item: -item[0])[:limit]
+        candidates = [
+            Candidate(media_id, frames[0][0].path, frames[0][0].kind, frames, score=frames[0][1])
+            for media_id, frames in by_media.items()
+        ]
+        candidates.sort(key=lambda c: -c.score)
+        return candidates[:limit]
+
+    def results(self, candidates: list[Candidate]) -> list[SearchResult]:
+        """The user-facing results of candidates, in the order given."""
         results = []
-        for rank, (score, hit) in enumerate(ranked, start=1):
-            is_video = hit.kind == "video"
+        for rank, candidate in enumerate(candidates, start=1):
+            moment = candidate.moment
+            is_video = candidate.kind == "video"
             results.append(
                 SearchResult(
                     rank=rank,
-                    path=to_path(hit.path),
-                    kind=hit.kind,
-                    score=score,
-                    fast_score=score,
-                    slow_score=None,
-                    timestamp=(hit.timestamp_ms or 0) / 1000 if is_video else None,
-                    media_id=hit.media_id,
-                    frame_id=hit.frame_id,
-                    segments=self._segments(by_media[hit.media_id], score) if is_video else [],
+                    path=to_path(candidate.path),
+                    kind=candidate.kind,
+                    score=candidate.score,
+                    fast_score=dict((f.frame_id, s) for f, s in candidate.frames)[moment.frame_id],
+                    slow_score=candidate.slow_score,
+                    timestamp=(moment.timestamp_ms or 0) / 1000 if is_video else None,
+                    media_id=candidate.media_id,
+                    frame_id=moment.frame_id,
+                    segments=self._segments(candidate.frames, moment) if is_video else [],
                 )
             )
         return results
 
-    def _segments(self, frames: list[tuple[int, float]], best: float) -> list[tuple[float, float]]:
+    def _segments(self, frames: list[tuple[FrameHit, float]], moment: FrameHit) -> list[tuple[float, float]]:
         """Runs of neighbouring well-matching frames of one video, as (start, end) seconds."""
         gap = self.frame_interval_ms() * 1.5
-        times = sorted(t for t, score in frames if score >= best - SEGMENT_MARGIN)
+        best = frames[0][1]
+        times = sorted(
+            {f.timestamp_ms or 0 for f, score in frames if score >= best - SEGMENT_MARGIN}
+            | {moment.timestamp_ms or 0}
+        )
         segments: list[list[int]] = []
         for t in times:
             if segments and t - segments[-1][1] <= gap:

@@ -376,3 +376,38 @@ def _describe(error: Exception) -> str:
     """FFmpeg's own reason ("invalid data found when processing input"), without errno or file name."""
     text = getattr(error, "strerror", None) or str(error) or type(error).__name__
     return text[0].lower() + text[1:].rstrip(".")
+
+
+def frame_at(path: bytes, seconds: float, min_side: int = 448) -> Image.Image:
+    """The picture a player shows `seconds` into the video at `path` (upright, shorter side about `min_side`).
+
+    For thumbnails of a matching moment: seeks to the keyframe before the moment and decodes forward to it.
+    Every way an untrusted file can fail becomes a MediaError.
+    """
+    try:
+        with av.open(os.fsdecode(path), metadata_errors="replace") as container:
+            stream = _picture_stream(container)
+            time_base = float(stream.time_base or 0)
+            start = stream.start_time or 0
+            if time_base and seconds > 0:
+                container.seek(start + int(seconds / time_base), stream=stream, backward=True)
+            chosen: av.VideoFrame | None = None
+            for frame in container.decode(stream):
+                chosen = frame
+                if frame.pts is None or not time_base or (frame.pts - start) * time_base >= seconds - 0.05:
+                    break
+            if chosen is None:
+                raise MediaError("not a readable video: no frame could be decoded at that moment")
+            image = chosen.to_image()
+            quarter_turns = round(chosen.rotation / 90) % 4
+            if quarter_turns:
+                image = image.transpose(_COUNTERCLOCKWISE[quarter_turns])
+    except (FileNotFoundError, PermissionError, IsADirectoryError) as e:
+        raise unreadable(e) from None
+    except (av.error.FFmpegError, OSError) as e:
+        raise MediaError(f"not a readable video: {_describe(e)}") from None
+    scale = min(1.0, min_side / min(image.size))
+    if scale < 1.0:
+        size = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
+        image = image.resize(size, Image.Resampling.BILINEAR)
+    return image

@@ -1,4 +1,4 @@
-"""Models: presets by name, and the Fast encoder behind its small protocol.
+"""Models: presets by name, the Fast encoder and the Slow scorer behind their small protocols.
 
 Presets and spec parsing import nothing heavy; everything that needs torch, open_clip or huggingface_hub is
 imported on first use, so `glimpse --help` and `glimpse models` start quickly.
@@ -9,20 +9,22 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from engine.models.presets import DEFAULT_PRESET, PRESETS, ModelSpec, Preset, parse_model_spec
+from engine.models.presets import DEFAULT_PRESET, PRESETS, ModelSpec, Preset, paired_slow, parse_model_spec
 
 if TYPE_CHECKING:
-    from engine.models.base import FastEncoder, SlowScorer
+    from engine.models.base import FastEncoder, SlowScorer, TokenSlowScorer
     from engine.models.hub import download, is_available
-    from engine.models.loader import clear_cache, load_fast, resolve_device
+    from engine.models.loader import clear_cache, load_fast, load_slow, resolve_device
 
 _LAZY = {
     "FastEncoder": "engine.models.base",
     "SlowScorer": "engine.models.base",
+    "TokenSlowScorer": "engine.models.base",
     "download": "engine.models.hub",
     "is_available": "engine.models.hub",
     "clear_cache": "engine.models.loader",
     "load_fast": "engine.models.loader",
+    "load_slow": "engine.models.loader",
     "resolve_device": "engine.models.loader",
 }
 
@@ -43,10 +45,13 @@ __all__ = [
     "ModelSpec",
     "Preset",
     "SlowScorer",
+    "TokenSlowScorer",
     "clear_cache",
     "download",
     "is_available",
     "load_fast",
+    "load_slow",
+    "paired_slow",
     "parse_model_spec",
     "resolve_device",
 ]

@@ -48,3 +48,22 @@ class SlowScorer(Protocol):
     def score(self, text: str, images: Sequence[Image.Image]) -> np.ndarray:
         """log p(text | image) for each image → (N,) float32; higher is better."""
         ...
+
+
+@runtime_checkable
+class TokenSlowScorer(SlowScorer, Protocol):
+    """A SlowScorer whose per-image work, the visual tokens, can be done once and kept (see TokenCache).
+
+    `score(text, images)` equals `score_tokens(text, image_tokens(images))`.
+    """
+
+    #: Side of the square the image tower reads: decode pictures to at least this.
+    image_size: int
+
+    def image_tokens(self, images: Sequence[Image.Image]) -> torch.Tensor:
+        """Run the image tower → (N, tokens, width) visual tokens, on the scorer's device."""
+        ...
+
+    def score_tokens(self, text: str, tokens: torch.Tensor) -> np.ndarray:
+        """log p(text | image) for each image given its visual tokens (N, tokens, width) → (N,) float32."""
+        ...

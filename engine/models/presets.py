@@ -14,9 +14,10 @@ means the pair vit-b-32 + coca-vit-b-32. The Slow model is OpenCLIP's CoCa fine-
 (`mscoco_finetuned_laion2b_s13b_b90k`): Glimpse scores log p(query | image) with its captioning decoder, and the
 MSCOCO fine-tuning is what makes that decoder a likelihood of short, literal descriptions, the kind of sentence
 typed into a search box (the LAION-only CoCa weights model alt-text instead). The ViT-B-32 CoCa pairs with both
-base-size Fast encoders: its re-ranking pass fits a CPU's interactive budget (docs/benchmarks.md, "Re-ranking"),
-where the ViT-L-14 CoCa costs several times more per candidate and is paired with vit-l-14 only, which wants a GPU
-anyway. A Slow preset can also be named alone (`coca-vit-b-32@random`), as the benchmarks do.
+base-size Fast encoders: its re-ranking pass fits a CPU's interactive budget (docs/benchmarks.md, "Re-ranking").
+The ViT-L-14 CoCa's decoder is 1.5x wider (about twice the scoring work per candidate) and its image tower does
+about 18x the work of ViT-B-32's (24 layers of width 1024 over 256 patches, against 12 of width 768 over 49), so it
+is paired with vit-l-14 only, which wants a GPU anyway. A Slow preset can also be named alone (`coca-vit-b-32@random`), as the benchmarks do.
 
 This module imports neither torch nor open_clip: the command line reads it for `glimpse models` and `--help`.
 """
@@ -251,9 +252,10 @@ def paired_slow(spec: str) -> str | None:
     fast = parse_model_spec(spec)
     if fast.preset.kind != "fast":
         raise UsageError(f"Model {fast.preset.name} is a Slow scorer, not a Fast encoder: it has no pair.")
-    if fast.preset.slow is None:
+    slow = PRESETS.get(fast.preset.slow) if fast.preset.slow else None
+    if slow is None:
         return None
-    return f"{fast.preset.slow}@random" if fast.source == "random" else fast.preset.slow
+    return f"{slow.name}@random" if fast.source == "random" and slow.pretrained else slow.name
 
 
 def _default_source(preset: Preset) -> Source:

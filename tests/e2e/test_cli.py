@@ -84,7 +84,7 @@ def test_status_and_check_after_indexing(indexed):
 
 def test_search_json_shape_and_video_moments(indexed):
     library, _ = indexed
-    run = glimpse("search", "a birthday cake", "--limit", "50", "--json", library=library)
+    run = glimpse("search", "a birthday cake", "--limit", "50", "--no-rerank", "--json", library=library)
     assert run.code == 0, run.stderr
     results = run.json()
     assert len(results) == 11  # one entry per file, failed files never appear
@@ -250,3 +250,15 @@ def test_a_crashing_decoder_fails_one_file_and_the_run_goes_on(tmp_path):
     report = run.json()
     assert (report["images"], report["failed"]) == (3, 1)
     assert glimpse("check", library=library).code == 0
+
+
+def test_search_reranks_the_shortlist_by_default(indexed):
+    library, _ = indexed
+    results = glimpse(
+        "search", "a birthday cake", "--limit", "12", "--rerank", "4", "--json", library=library
+    ).json()
+    assert [r["slow_score"] is not None for r in results] == [True] * 4 + [False] * (len(results) - 4)
+    default = glimpse("search", "a birthday cake", "--json", library=library).json()
+    assert all(r["slow_score"] is not None for r in default[:4])
+    contradiction = glimpse("search", "cake", "--rerank", "4", "--no-rerank", library=library)
+    assert contradiction.code == 2

@@ -63,3 +63,34 @@ def test_random_kills_lose_nothing_and_match_a_clean_run(tmp_path):
     assert final.code == 0, final.stderr
     assert final.json()["failed"] == 0
     assert snapshot(killed) == expected
+
+
+@pytest.mark.slow
+def test_searching_while_another_process_indexes_sees_consistent_results(tmp_path):
+    from engine import Library
+
+    media = tmp_path / "media"
+    make_photo(media / "first.jpg")
+    library = tmp_path / "library"
+    assert glimpse("index", media, "--model", "tiny-test", library=library).code == 0
+    for seed in range(30):
+        make_photo(media / f"photo-{seed:02d}.jpg", size=(2000, 1500), seed=seed)
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    seen: list[int] = []
+    with Library.open(library) as reader:
+        assert len(reader.search("a photo", rerank=0)) == 1  # the reader is warm before the writer starts
+        argv = [GLIMPSE, "index", "--library", library]
+        process = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+        try:
+            while process.poll() is None:
+                results = reader.search("a photo", limit=100, rerank=0)
+                paths = [r.path for r in results]
+                assert len(paths) == len(set(paths))  # one result per file, never a duplicate
+                assert all(p.exists() for p in paths)
+                assert not seen or len(paths) >= seen[-1]  # what was searchable stays searchable
+                seen.append(len(paths))
+            assert process.wait() == 0
+            assert len(reader.search("a photo", limit=100, rerank=0)) == 31
+        finally:
+            process.kill()
+    assert len(set(seen)) > 1, seen  # the reader saw the library grow while the writer worked

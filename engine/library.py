@@ -36,7 +36,7 @@ DEFAULT_FRAME_INTERVAL_S = 2.0
 #: Default re-ranking depth (docs/benchmarks.md, "Re-ranking"): K = 100 stays far under 100 ms on a GPU; on a
 #: CPU the largest K whose Slow pass stays interactive.
 RERANK_GPU = 100
-RERANK_CPU = 16
+RERANK_CPU = 8
 
 
 class Library:
@@ -165,8 +165,13 @@ class Library:
     def _vector_index(self, model_key: str, dim: int, model_id: int) -> VectorIndex:
         """The index of a model's vectors, caught up with the catalogue (re-read if another process saved)."""
         if self._index is None or self._index_model_id != model_id or self._index.checkpoint_changed():
+            # A reader maps the file instead of reading it: a quick open, and no copy of the graph per process.
             self._index = VectorIndex.open(
-                self.folder / f"vectors-{model_key}.usearch", dim, self.catalogue, model_id
+                self.folder / f"vectors-{model_key}.usearch",
+                dim,
+                self.catalogue,
+                model_id,
+                view=not self.writable,
             )
             self._index_model_id = model_id
         else:
@@ -453,7 +458,8 @@ class Library:
         return failed
 
     def thumbnails(self, max_bytes: int | None = None) -> ThumbnailCache:
-        """The library's thumbnail cache (`thumbnails/`), bounded to `max_bytes`; usable from any thread."""
+        """The library's thumbnail cache (`thumbnails/`), bounded to `max_bytes`; usable from any thread.
+        Close it when done: it decodes in worker processes."""
         return ThumbnailCache(self.folder / "thumbnails", max_bytes or DEFAULT_MAX_BYTES)
 
     @property

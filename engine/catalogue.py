@@ -13,6 +13,7 @@ import os
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import quote
 
 import numpy as np
 from alembic import command
@@ -162,13 +163,18 @@ def decode_vectors(blobs: Sequence[bytes], dim: int) -> np.ndarray:
 class Catalogue:
     """The library's SQLite database: folders, media, frames, models, vectors and settings."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, read_only: bool = False) -> None:
+        """Open the catalogue; `read_only` for a library on a read-only disk (it is then searched as it is)."""
         self.path = path
-        try:
-            self.engine: Engine = create_engine(f"sqlite:///{path}", connect_args={"timeout": 30})
-        except OperationalError as error:  # pragma: no cover - sqlite reports most problems on connect
-            raise LibraryError(f"cannot open the catalogue {path}: {error.orig}") from error
-        event.listen(self.engine, "connect", _configure_connection)
+        self.read_only = read_only
+        if read_only:
+            # immutable: no locks and no WAL files, which a read-only folder could not hold anyway.
+            url = f"sqlite:///file:{quote(str(path))}?mode=ro&immutable=1&uri=true"
+        else:
+            url = f"sqlite:///{path}"
+        self.engine: Engine = create_engine(url, connect_args={"timeout": 30})
+        if not read_only:
+            event.listen(self.engine, "connect", _configure_connection)
         self.session = sessionmaker(self.engine, expire_on_commit=False)
         self._migrate()
 
@@ -181,6 +187,11 @@ class Catalogue:
                 current = MigrationContext.configure(connection).get_current_revision()
                 if current == head:
                     return
+                if self.read_only:
+                    raise LibraryError(
+                        f"the catalogue {self.path} needs upgrading and its folder is read-only; "
+                        "open it once where it can be written"
+                    )
                 log.info("upgrading catalogue %s from schema %s to %s", self.path, current, head)
                 config.attributes["connection"] = connection
                 command.upgrade(config, "head")

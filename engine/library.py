@@ -51,10 +51,13 @@ class Library:
         self._index_model_id: int | None = None
         self._pool = None
         self._tokens = None
+        self._closed = False
         if self._lock is not None:
             self._lock.acquire()
+        _log_to(folder)
         try:
-            self.catalogue = Catalogue(folder / "catalogue.sqlite")
+            read_only = not writable and not os.access(folder, os.W_OK)
+            self.catalogue = Catalogue(folder / "catalogue.sqlite", read_only=read_only)
         except BaseException:
             self.close()
             raise
@@ -71,7 +74,6 @@ class Library:
             raise LibraryError(f"cannot create the library folder {path}: {error.strerror}") from error
         if not os.access(path, os.W_OK | os.X_OK) and writable:
             raise LibraryError(f"the library folder {path} is read-only; choose another with --library")
-        _log_to(path)
         return cls(path, writable=writable, device=device)
 
     def _decoders(self, settings):
@@ -85,12 +87,16 @@ class Library:
         return self._pool
 
     def close(self) -> None:
-        if getattr(self, "_pool", None) is not None:
+        if self._closed:
+            return
+        self._closed = True
+        if self._pool is not None:
             self._pool.close()
         if getattr(self, "catalogue", None) is not None:
             self.catalogue.close()
         if self._lock is not None:
             self._lock.release()
+        _stop_logging_to(self.folder)
 
     def __enter__(self) -> Library:
         return self
@@ -527,17 +533,35 @@ def _key_of(spec: str) -> str:
     return parse_model_spec(spec).key
 
 
+#: The library log files this process writes, by path: (handler, libraries open on it).
+_log_files: dict[str, tuple[logging.Handler, int]] = {}
+
+
 def _log_to(folder: Path) -> None:
-    """Send the log to the library's log file (once per process and folder): the engine's from INFO, and
-    the libraries' warnings too (open_clip logs through the root logger), which then stay off the terminal."""
-    root = logging.getLogger()
+    """Send the log to the library's log file while a library of that folder is open: the engine's from INFO,
+    and the libraries' warnings too (open_clip logs through the root logger), which then stay off the terminal."""
     target = str(folder / "glimpse.log")
-    if any(getattr(h, "baseFilename", None) == target for h in root.handlers):
+    if target in _log_files:
+        handler, count = _log_files[target]
+        _log_files[target] = (handler, count + 1)
         return
     try:
         handler = logging.FileHandler(target, encoding="utf-8", errors="backslashreplace")
     except OSError:
         return  # a read-only library still searches; it just cannot log
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    root.addHandler(handler)
+    logging.getLogger().addHandler(handler)
     logging.getLogger("engine").setLevel(logging.INFO)
+    _log_files[target] = (handler, 1)
+
+
+def _stop_logging_to(folder: Path) -> None:
+    target = str(folder / "glimpse.log")
+    if target not in _log_files:
+        return
+    handler, count = _log_files.pop(target)
+    if count > 1:
+        _log_files[target] = (handler, count - 1)
+        return
+    logging.getLogger().removeHandler(handler)
+    handler.close()

@@ -112,3 +112,34 @@ def test_readers_cannot_write_and_folders_must_exist(tmp_path, media):
 def test_search_before_any_index_says_what_to_do(tmp_path):
     with Library.open(tmp_path / "library") as reader, pytest.raises(UsageError, match="glimpse index"):
         reader.search("a dog")
+
+
+@pytest.fixture
+def read_only_mount(tmp_path):
+    """A folder that becomes a read-only file system (needs root and mount rights; skipped without them)."""
+    import shutil as sh
+    import subprocess
+
+    mount = tmp_path / "ro"
+    mount.mkdir()
+    if (
+        not sh.which("mount")
+        or subprocess.run(["mount", "-t", "tmpfs", "none", mount], capture_output=True).returncode
+    ):
+        pytest.skip("cannot mount a file system here (needs root)")
+    yield mount
+    subprocess.run(["umount", "-l", mount], capture_output=True)
+
+
+def test_a_library_on_a_read_only_disk_is_still_searched(tmp_path, media, read_only_mount):
+    import subprocess
+
+    with Library.open(read_only_mount / "library", writable=True) as writer:
+        writer.index([media / "a"], model="tiny-test")
+        expected = names(writer.search("anything", rerank=0))
+    assert subprocess.run(["mount", "-o", "remount,ro", read_only_mount], capture_output=True).returncode == 0
+    with Library.open(read_only_mount / "library") as reader:
+        assert names(reader.search("anything", rerank=0)) == expected
+        assert reader.status().images == 3
+    with pytest.raises(LibraryError, match="read-only"):
+        Library.open(read_only_mount / "library", writable=True)

@@ -1,0 +1,103 @@
+"""The Settings dialog: model, device, re-ranking, video frame interval, thumbnail cache size."""
+
+from __future__ import annotations
+
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QDialog,
+    QDialogButtonBox,
+    QDoubleSpinBox,
+    QFormLayout,
+    QLabel,
+    QSpinBox,
+    QVBoxLayout,
+    QWidget,
+)
+
+from desktop.settings import AppSettings
+from desktop.welcome import model_choices
+from engine import Library
+from engine.library import default_rerank
+
+
+class SettingsDialog(QDialog):
+    """Edits `AppSettings`; `changed_indexing` tells whether indexing must restart to take the change."""
+
+    def __init__(
+        self, settings: AppSettings, parent: QWidget | None = None, detected: str | None = None
+    ) -> None:
+        super().__init__(parent)
+        self.setWindowTitle("Settings — Glimpse")
+        self.settings = settings
+        self.changed_indexing = False
+
+        self.model = QComboBox()
+        for preset, label in model_choices():
+            self.model.addItem(label, preset)
+        current = settings.model
+        if current is not None and self.model.findData(current) < 0:
+            self.model.addItem(current, current)
+        if current is not None:
+            self.model.setCurrentIndex(self.model.findData(current))
+        self.device = QComboBox()
+        for value, label in (("auto", "Automatic"), ("cpu", "CPU"), ("cuda", "GPU (CUDA)")):
+            self.device.addItem(label, value)
+        self.device.setCurrentIndex(self.device.findData(settings.device))
+        self.detected = QLabel(f"Detected: {detected or Library.detected_device()}")
+        self.rerank = QCheckBox("Re-rank the best results with the Slow model (more accurate, slower)")
+        self.rerank.setChecked(settings.rerank)
+        self.rerank_k = QSpinBox()
+        self.rerank_k.setRange(1, 500)
+        self._default_k = default_rerank(settings.device)
+        self.rerank_k.setValue(settings.rerank_k or self._default_k)
+        self.rerank_k.setSuffix(" results")
+        self.rerank.toggled.connect(self.rerank_k.setEnabled)
+        self.rerank_k.setEnabled(settings.rerank)
+        self.interval = QDoubleSpinBox()
+        self.interval.setRange(0.1, 600)
+        self.interval.setDecimals(1)
+        self.interval.setSuffix(" s")
+        self.interval.setValue(settings.frame_interval_s)
+        self.cache = QSpinBox()
+        self.cache.setRange(16, 100_000)
+        self.cache.setSingleStep(128)
+        self.cache.setSuffix(" MB")
+        self.cache.setValue(settings.thumbnail_cache_mb)
+
+        form = QFormLayout()
+        form.addRow("Model", self.model)
+        form.addRow("Device", self.device)
+        form.addRow("", self.detected)
+        form.addRow("", self.rerank)
+        form.addRow("Re-rank the top", self.rerank_k)
+        form.addRow("Video: one frame every", self.interval)
+        form.addRow("Thumbnail cache", self.cache)
+        note = QLabel("Changing the model re-indexes every file with it; the old index is kept until then.")
+        note.setWordWrap(True)
+        buttons = QDialogButtonBox(
+            QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel
+        )
+        buttons.accepted.connect(self.accept)
+        buttons.rejected.connect(self.reject)
+        layout = QVBoxLayout(self)
+        layout.addLayout(form)
+        layout.addWidget(note)
+        layout.addWidget(buttons)
+
+    def accept(self) -> None:
+        settings = self.settings
+        model, device, interval = self.model.currentData(), self.device.currentData(), self.interval.value()
+        self.changed_indexing = (
+            model != settings.model or device != settings.device or interval != settings.frame_interval_s
+        )
+        if model:
+            settings.model = model
+        settings.device = device
+        settings.frame_interval_s = interval
+        settings.rerank = self.rerank.isChecked()
+        k = self.rerank_k.value()
+        # Left at the engine's default, it follows the engine's default (which depends on the device).
+        settings.rerank_k = None if settings.rerank_k is None and k == self._default_k else k
+        settings.thumbnail_cache_mb = self.cache.value()
+        super().accept()

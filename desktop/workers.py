@@ -1,0 +1,270 @@
+"""Work that must not run on the GUI thread: searching (the model encodes the query) and thumbnails.
+
+One `LibraryWorker` in its own QThread owns the read-only `engine.Library` and answers requests one at a
+time, so the facade is only ever used from that one thread. Thumbnails come from a small thread pool: the
+engine's `ThumbnailCache` makes or reuses a file on disk (decoding in its own worker processes, so a file that
+crashes a codec cannot take the window down) and the worker reads it into a QImage (QImage, unlike QPixmap,
+may be built off the GUI thread).
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+import time
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from pathlib import Path
+
+from PySide6.QtCore import QObject, QRunnable, QThread, QThreadPool, Signal, Slot
+from PySide6.QtGui import QImage
+
+from engine import Library
+from engine.errors import GlimpseError
+from engine.results import MediaDetails, SearchResult
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class SearchRequest:
+    """What the person asked for: words (or a file to find similar ones to) and the filters."""
+
+    text: str = ""
+    similar_to: Path | None = None
+    limit: int = 200
+    kind: str | None = None  # "image" | "video" | None for both
+    folder: Path | None = None
+    date_from: date | None = None
+    date_to: date | None = None
+    sort: str = "relevance"  # "relevance" | "date"
+    rerank: bool = True
+    rerank_k: int | None = None  # None: the engine's default for the device
+
+
+@dataclass
+class ResultItem:
+    """A search result with what the grid and the detail pane show about its file."""
+
+    result: SearchResult
+    details: MediaDetails | None
+
+    @property
+    def when(self) -> datetime | None:
+        """The date a person thinks of: when it was taken, else when the file was last changed."""
+        if self.details is None:
+            return None
+        return self.details.taken_at or self.details.modified
+
+
+@dataclass
+class SearchResponse:
+    request_id: int
+    request: SearchRequest
+    items: list[ResultItem] = field(default_factory=list)
+    error: str | None = None
+    seconds: float = 0.0
+
+
+def search_arguments(request: SearchRequest) -> dict:
+    """The keyword arguments of `Library.search` for a request; re-ranking is passed only where the facade
+    takes it (the Slow re-ranker arrives in the engine separately)."""
+    arguments: dict = {"limit": request.limit, "kind": request.kind}
+    if request.folder is not None:
+        arguments["folder"] = request.folder
+    if "rerank" in inspect.signature(Library.search).parameters:
+        arguments["rerank"] = request.rerank_k if request.rerank else 0
+    return arguments
+
+
+def filter_and_sort(items: list[ResultItem], request: SearchRequest) -> list[ResultItem]:
+    """Apply the date range and the sort order the person chose to results the engine ranked (and, to
+    find-similar results, the type and folder filters)."""
+    kept = []
+    for item in items:
+        if request.similar_to is not None:
+            # The engine's similar() takes no filters: the type and folder ones apply here.
+            if request.kind is not None and item.result.kind != request.kind:
+                continue
+            if request.folder is not None and not item.result.path.is_relative_to(request.folder):
+                continue
+        when = item.when
+        if request.date_from is not None and (when is None or when.date() < request.date_from):
+            continue
+        if request.date_to is not None and (when is None or when.date() > request.date_to):
+            continue
+        kept.append(item)
+    if request.sort == "date":
+        kept.sort(key=lambda i: i.when or datetime.min, reverse=True)
+    return kept
+
+
+class LibraryWorker(QObject):
+    """Owns the read-only Library in its own thread; every slot answers with a signal."""
+
+    searched = Signal(object)  # SearchResponse
+    status_ready = Signal(object)  # LibraryStatus
+    model_ready = Signal(str)  # the model is loaded (queries will be quick), or "" when none yet
+    failed = Signal(str)
+
+    def __init__(self, library_dir: Path, device: str) -> None:
+        super().__init__()
+        self.library_dir = library_dir
+        self.device = device
+        self._library: Library | None = None
+
+    def _open(self) -> Library:
+        if self._library is None:
+            self._library = Library.open(self.library_dir, writable=False, device=self.device)
+        return self._library
+
+    @Slot(int, object)
+    def search(self, request_id: int, request: SearchRequest) -> None:
+        started = time.monotonic()
+        response = SearchResponse(request_id, request)
+        try:
+            library = self._open()
+            if library.model is None:
+                response.error = "Nothing is indexed yet: add a folder with File → Folders…"
+                self.searched.emit(response)
+                return
+            if request.similar_to is not None:
+                results = library.similar(request.similar_to, limit=request.limit)
+            else:
+                results = library.search(request.text, **search_arguments(request))
+            items = [ResultItem(r, library.media_details(r.path)) for r in results]
+            response.items = filter_and_sort(items, request)
+        except GlimpseError as error:
+            response.error = str(error)
+        except Exception as error:  # a model failing on this machine must not kill the worker thread
+            log.exception("search failed")
+            response.error = f"The search failed: {error}"
+        response.seconds = time.monotonic() - started
+        self.searched.emit(response)
+
+    @Slot()
+    def warm_up(self) -> None:
+        """Load the model now, so that the first query answers quickly."""
+        try:
+            library = self._open()
+            if library.model:
+                library.search("warm up", limit=1)
+            self.model_ready.emit(library.model or "")
+        except GlimpseError as error:
+            self.failed.emit(str(error))
+        except Exception as error:
+            log.exception("loading the model failed")
+            self.failed.emit(f"The model could not be loaded: {error}")
+
+    @Slot()
+    def status(self) -> None:
+        try:
+            self.status_ready.emit(self._open().status())
+        except GlimpseError as error:
+            self.failed.emit(str(error))
+
+    @Slot()
+    def close(self) -> None:
+        if self._library is not None:
+            self._library.close()
+            self._library = None
+
+
+class LibraryThread(QObject):
+    """Starts a LibraryWorker in a QThread and forwards requests to it through queued signals."""
+
+    _search = Signal(int, object)
+    _status = Signal()
+    _warm_up = Signal()
+    _close = Signal()
+
+    def __init__(self, library_dir: Path, device: str, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.thread = QThread()
+        self.thread.setObjectName("library")
+        self.worker = LibraryWorker(library_dir, device)
+        self.worker.moveToThread(self.thread)
+        self._search.connect(self.worker.search)
+        self._status.connect(self.worker.status)
+        self._warm_up.connect(self.worker.warm_up)
+        self._close.connect(self.worker.close)
+        self.thread.start()
+        self._next_id = 0
+
+    def search(self, request: SearchRequest) -> int:
+        self._next_id += 1
+        self._search.emit(self._next_id, request)
+        return self._next_id
+
+    def status(self) -> None:
+        self._status.emit()
+
+    def warm_up(self) -> None:
+        self._warm_up.emit()
+
+    def shutdown(self) -> None:
+        self._close.emit()
+        self.thread.quit()
+        self.thread.wait(10_000)
+
+
+class _ThumbnailSignals(QObject):
+    done = Signal(str, QImage)  # key, image (null when the file could not be read)
+
+
+class _ThumbnailJob(QRunnable):
+    def __init__(self, cache, key: str, path: Path, seconds: float | None, side: int, signals) -> None:
+        super().__init__()
+        self.cache, self.key, self.path, self.seconds, self.side = cache, key, path, seconds, side
+        self.signals = signals
+
+    def run(self) -> None:
+        image = QImage()
+        try:
+            file = self.cache.get(self.path, seconds=self.seconds, side=self.side)
+            image = QImage(str(file))
+        except GlimpseError as error:
+            log.info("no thumbnail for %s: %s", self.path, error)
+        except Exception:  # a thumbnail is never worth a crash; the grid shows a placeholder
+            log.exception("thumbnail of %s failed", self.path)
+        self.signals.done.emit(self.key, image)
+
+
+class ThumbnailLoader(QObject):
+    """Asks for thumbnails off the GUI thread; `loaded(key, image)` when one is ready."""
+
+    loaded = Signal(str, QImage)
+
+    def __init__(self, cache, threads: int = 2, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.cache = cache
+        self.pool = QThreadPool(self)
+        self.pool.setMaxThreadCount(threads)
+        self._signals = _ThumbnailSignals()
+        self._signals.done.connect(self._done)
+        self._waiting: set[str] = set()
+
+    @staticmethod
+    def key(path: Path, seconds: float | None, side: int) -> str:
+        return f"{path}\0{seconds}\0{side}"
+
+    def request(self, path: Path, seconds: float | None, side: int) -> str:
+        key = self.key(path, seconds, side)
+        if key not in self._waiting:
+            self._waiting.add(key)
+            self.pool.start(_ThumbnailJob(self.cache, key, path, seconds, side, self._signals))
+        return key
+
+    def clear_queue(self) -> None:
+        """Forget thumbnails not started yet (a new search made them moot)."""
+        self.pool.clear()
+        self._waiting.clear()
+
+    def _done(self, key: str, image: QImage) -> None:
+        self._waiting.discard(key)
+        self.loaded.emit(key, image)
+
+    def shutdown(self) -> None:
+        self.pool.clear()
+        self.pool.waitForDone(5000)
+        self.cache.close()

@@ -278,13 +278,13 @@ class _Service:
         """(Re)start following the watched folders (the same change collector as `glimpse watch`)."""
         from watchdog.observers import Observer
 
-        from engine.watcher import _Changes
+        from engine.watcher import FolderChanges
 
         self.unfollow()
         if not self.watch:
             return
         roots = [to_bytes(f) for f in self.library.folders()]
-        self.changes = _Changes(roots)
+        self.changes = FolderChanges(roots)
         observer = Observer()
         for root in roots:
             if os.path.isdir(root):

@@ -20,7 +20,7 @@ log = logging.getLogger(__name__)
 QUIET_SECONDS = 1.0
 
 
-class _Changes(FileSystemEventHandler):
+class FolderChanges(FileSystemEventHandler):
     """Collects which watched folders saw any change since the last update."""
 
     def __init__(self, roots: list[bytes]) -> None:
@@ -67,7 +67,7 @@ class Watcher:
     def run(self) -> None:
         roots = [to_bytes(f) for f in self.library.folders()]
         self.on_report(self.library.index(notice=self.notice, should_stop=self.stop.is_set))
-        changes = _Changes(roots)
+        changes = FolderChanges(roots)
         observer = Observer()
         for root in roots:
             observer.schedule(changes, root.decode("utf-8", "surrogateescape"), recursive=True)

@@ -143,3 +143,17 @@ def test_a_library_on_a_read_only_disk_is_still_searched(tmp_path, media, read_o
         assert reader.status().images == 3
     with pytest.raises(LibraryError, match="read-only"):
         Library.open(read_only_mount / "library", writable=True)
+
+
+def test_extremely_long_names_and_deep_paths_are_indexed(writer, tmp_path):
+    folder = tmp_path / "deep"
+    deep = folder
+    while len(bytes(deep)) < 3000:  # deeper than many tools cope with, within the OS's 4096-byte limit
+        deep = deep / ("d" * 200)
+    deep.mkdir(parents=True)
+    long_name = "é" * 120 + ".jpg"  # 244 bytes of UTF-8: near the 255-byte limit of a file name
+    make_photo(deep / long_name)
+    report = writer.index([folder], model="tiny-test")
+    assert (report.images, report.failed) == (1, 0)
+    [result] = writer.search("anything", folder=folder)
+    assert result.path == deep / long_name

@@ -1,0 +1,322 @@
+"""The `glimpse dataset`, `glimpse train` and `glimpse eval` commands: a thin click layer over engine.training.
+
+Register them on the `glimpse` group with `main.add_command(dataset)`, `main.add_command(train)` and
+`main.add_command(evaluate_command)`. Heavy modules (torch, the models) are imported inside the commands so
+`glimpse --help` stays quick.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable
+from functools import wraps
+from pathlib import Path
+from typing import Any
+
+import click
+
+from engine.errors import GlimpseError, UsageError
+
+_DEVICE = click.option(
+    "--device",
+    type=click.Choice(["auto", "cpu", "cuda"]),
+    default="auto",
+    show_default=True,
+    help="Where to run.",
+)
+_MEDIA = click.option(
+    "--images",
+    "media_dir",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    default=None,
+    help="Folder holding the set's images (or videos), when not next to its JSON.",
+)
+
+
+def _reports_errors(command: Callable) -> Callable:
+    """Engine errors → one line on stderr; exit 2 for a usage error, 1 for any other failure."""
+
+    @wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return command(*args, **kwargs)
+        except UsageError as error:
+            click.echo(f"glimpse: {error}", err=True)
+            sys.exit(2)
+        except GlimpseError as error:
+            click.echo(f"glimpse: {error}", err=True)
+            sys.exit(1)
+
+    return wrapper
+
+
+@click.group()
+def dataset() -> None:
+    """Make data sets for training and evaluation."""
+
+
+@dataset.command()
+@click.argument("out", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--images", "count", type=click.IntRange(2), default=12_000, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON document on stdout.")
+@_reports_errors
+def synth(out: Path, count: int, seed: int, as_json: bool) -> None:
+    """Write the synthetic shapes set to OUT (Karpathy format: OUT/dataset.json, OUT/images/)."""
+    from engine.training.synth import write_synthetic_set
+
+    report = write_synthetic_set(out, count, seed)
+    if as_json:
+        click.echo(json.dumps({"root": str(report.root), "images": report.images, "splits": report.splits}))
+    else:
+        splits = ", ".join(f"{n} {split}" for split, n in report.splits.items())
+        click.echo(f"Wrote {report.images} images ({splits}) to {report.root}.", err=True)
+
+
+def _training_options(command: Callable) -> Callable:
+    options = [
+        click.argument("dataset_path", metavar="DATASET", type=click.Path(exists=True, path_type=Path)),
+        click.option(
+            "--out", type=click.Path(dir_okay=False, path_type=Path), required=True, help="Checkpoint."
+        ),
+        click.option(
+            "--minutes", type=click.FloatRange(min=0, min_open=True), default=5.0, show_default=True
+        ),
+        click.option(
+            "--steps", type=click.IntRange(1), default=None, help="A fixed step count instead of time."
+        ),
+        click.option("--batch-size", type=click.IntRange(2), default=64, show_default=True),
+        click.option(
+            "--lr",
+            "learning_rate",
+            type=float,
+            default=None,
+            help="Peak learning rate [1e-3; 1e-5 fine-tuning a preset].",
+        ),
+        click.option("--image-size", type=click.IntRange(16), default=64, show_default=True),
+        click.option("--seed", type=int, default=0, show_default=True),
+        _DEVICE,
+        _MEDIA,
+        click.option("--json", "as_json", is_flag=True, help="Print one JSON document on stdout."),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+def _prepare(dataset_path: Path, media_dir: Path | None, device: str, finetune: bool = False, **options: Any):
+    """The data set and the options of a training command."""
+    from engine.models.loader import resolve_device
+    from engine.training.datasets import load_dataset
+    from engine.training.finetune import FINETUNE_LEARNING_RATE
+    from engine.training.train import TrainOptions
+
+    if options["learning_rate"] is None:
+        options["learning_rate"] = FINETUNE_LEARNING_RATE if finetune else TrainOptions.learning_rate
+    return load_dataset(dataset_path, media_dir), TrainOptions(device=resolve_device(device), **options)
+
+
+def _is_preset(init: str | None) -> bool:
+    """`--init` names a checkpoint file to start from, or else an open_clip preset to fine-tune."""
+    return init is not None and not Path(init).is_file()
+
+
+def _emit_report(report: Any, as_json: bool) -> None:
+    if as_json:
+        click.echo(
+            json.dumps(
+                {
+                    "out": str(report.out),
+                    "role": report.role,
+                    "steps": report.steps,
+                    "seconds": round(report.seconds, 1),
+                    "first_loss": report.first_loss,
+                    "last_loss": report.last_loss,
+                    "images": report.images,
+                    "captions": report.captions,
+                    "preparation_seconds": round(report.preparation_seconds, 1),
+                }
+            )
+        )
+    else:
+        click.echo(
+            f"Trained {report.role} for {report.steps} steps ({report.seconds / 60:.1f} min); loss "
+            f"{report.first_loss:.3f} → {report.last_loss:.3f}; wrote {report.out}.",
+            err=True,
+        )
+
+
+@click.group()
+def train() -> None:
+    """Train the Slow captioner, the Fast dual encoder, or a Fast student distilled from a Slow teacher."""
+
+
+@train.command("slow")
+@_training_options
+@click.option(
+    "--init", default=None, help="Fine-tune an open_clip CoCa preset (NAME, NAME@random, NAME@FILE)."
+)
+@_reports_errors
+def train_slow_command(
+    dataset_path: Path,
+    out: Path,
+    media_dir: Path | None,
+    device: str,
+    as_json: bool,
+    init: str | None,
+    **options: Any,
+) -> None:
+    """Train the Slow model (captioning decoder over multi-scale visual tokens) on DATASET's train split."""
+    from engine.training.train import train_slow
+
+    data, train_options = _prepare(dataset_path, media_dir, device, init is not None, **options)
+    if init is not None:
+        from engine.training.finetune import finetune_open_clip
+
+        _emit_report(finetune_open_clip(data, out, init, "slow", train_options), as_json)
+        return
+    _emit_report(train_slow(data, out, train_options), as_json)
+
+
+@train.command("fast")
+@_training_options
+@click.option(
+    "--init",
+    default=None,
+    help="Start from a Fast checkpoint (a file) or fine-tune an open_clip preset (NAME, NAME@random, NAME@FILE).",
+)
+@_reports_errors
+def train_fast_command(
+    dataset_path: Path,
+    out: Path,
+    media_dir: Path | None,
+    device: str,
+    as_json: bool,
+    init: str | None,
+    **options: Any,
+) -> None:
+    """Train the Fast dual encoder with InfoNCE on DATASET's train split."""
+    from engine.training.train import train_fast
+
+    data, train_options = _prepare(dataset_path, media_dir, device, _is_preset(init), **options)
+    if _is_preset(init):
+        from engine.training.finetune import finetune_open_clip
+
+        _emit_report(finetune_open_clip(data, out, init, "fast", train_options), as_json)
+        return
+    _emit_report(train_fast(data, out, train_options, Path(init) if init else None), as_json)
+
+
+@train.command("distill")
+@_training_options
+@click.option("--teacher", type=click.Path(exists=True, dir_okay=False, path_type=Path), required=True)
+@click.option(
+    "--miner",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="Fast checkpoint that mines hard candidate groups (default: random groups).",
+)
+@click.option(
+    "--init",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="Start the student from this Fast checkpoint (default: from scratch).",
+)
+@click.option("--temperature", type=click.FloatRange(min=0, min_open=True), default=1.0, show_default=True)
+@click.option(
+    "--weight", type=click.FloatRange(min=0), default=1.0, show_default=True, help="Weight of the KL term."
+)
+@_reports_errors
+def train_distill_command(
+    dataset_path: Path,
+    out: Path,
+    media_dir: Path | None,
+    device: str,
+    as_json: bool,
+    teacher: Path,
+    miner: Path | None,
+    init: Path | None,
+    temperature: float,
+    weight: float,
+    **options: Any,
+) -> None:
+    """Train a Fast student on DATASET with InfoNCE + KL to the Slow TEACHER's scores over mined candidates."""
+    from engine.training.train import train_distill
+
+    data, train_options = _prepare(dataset_path, media_dir, device, **options)
+    report = train_distill(data, out, teacher, train_options, miner, init, temperature, weight)
+    _emit_report(report, as_json)
+
+
+@click.command("eval")
+@click.argument("dataset_path", metavar="DATASET", type=click.Path(exists=True, path_type=Path))
+@click.option("--split", type=click.Choice(["test", "val", "all"]), default="test", show_default=True)
+@click.option("--model", "model_spec", default=None, help="A Fast preset, evaluated with its Slow pair.")
+@click.option("--fast", "fast_name", default=None, help="A Fast checkpoint file, or a Fast preset spec.")
+@click.option("--slow", "slow_name", default=None, help="A Slow checkpoint file, or a Slow preset spec.")
+@click.option(
+    "--rerank", default="1,5,10,20,50", show_default=True, help="Shortlist sizes K, comma-separated."
+)
+@click.option(
+    "--queries", type=click.IntRange(1), default=None, help="Queries for Slow and re-ranking (seeded)."
+)
+@click.option("--seed", type=int, default=0, show_default=True)
+@_DEVICE
+@_MEDIA
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON document on stdout.")
+@_reports_errors
+def evaluate_command(
+    dataset_path: Path,
+    split: str,
+    model_spec: str | None,
+    fast_name: str | None,
+    slow_name: str | None,
+    rerank: str,
+    queries: int | None,
+    seed: int,
+    device: str,
+    media_dir: Path | None,
+    as_json: bool,
+) -> None:
+    """Text-to-visual recall (R@1/5/10) and time per query of Fast, Slow and Fast+Slow on DATASET."""
+    try:
+        shortlists = sorted({int(k) for k in rerank.split(",") if k.strip()})
+    except ValueError as error:
+        raise UsageError(f"--rerank takes comma-separated whole numbers, not {rerank!r}.") from error
+    if model_spec is None and fast_name is None:
+        raise UsageError("Name the models to evaluate: --model PRESET, or --fast CKPT (with --slow CKPT).")
+    from engine.models.loader import load_fast, load_slow, resolve_device
+    from engine.models.presets import paired_slow
+    from engine.training.checkpoints import load_checkpoint_fast, load_checkpoint_slow
+    from engine.training.datasets import load_dataset
+    from engine.training.evaluate import evaluate
+
+    resolved = resolve_device(device)
+    data = load_dataset(dataset_path, media_dir).split(split)  # type: ignore[arg-type]
+    fast_name = fast_name or model_spec
+    if slow_name is None and model_spec is not None:
+        slow_name = paired_slow(model_spec)
+    # A name that is a file is a Glimpse checkpoint; anything else is a preset spec (NAME, NAME@random, NAME@FILE).
+    fast = (
+        load_checkpoint_fast(fast_name, resolved)
+        if Path(fast_name).is_file()
+        else load_fast(fast_name, resolved)
+    )
+    slow = None
+    if slow_name is not None:
+        is_file = Path(slow_name).is_file()
+        slow = load_checkpoint_slow(slow_name, resolved) if is_file else load_slow(slow_name, resolved)
+    report = evaluate(data, fast, slow, shortlists if slow else (), queries, seed)
+    if as_json:
+        click.echo(json.dumps(report.to_json(), indent=2))
+        return
+    rows = [("fast", report.fast)]
+    rows += [("slow", report.slow)] if report.slow else []
+    rows += [(f"fast+slow K={k}", recall) for k, recall in report.rerank.items()]
+    click.echo(f"{report.images} {data.kind}s, {report.queries} queries ({split})")
+    for name, recall in rows:
+        click.echo(
+            f"{name:>16}  R@1 {recall.r1:6.2f}  R@5 {recall.r5:6.2f}  R@10 {recall.r10:6.2f}  "
+            f"{recall.ms_per_query:9.2f} ms/query  ({recall.queries} queries)"
+        )

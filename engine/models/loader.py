@@ -10,7 +10,7 @@ from engine.errors import UsageError
 from engine.models.base import FastEncoder, TokenSlowScorer
 from engine.models.coca import CocaSlowScorer
 from engine.models.openclip import OpenClipFastEncoder
-from engine.models.presets import Kind, ModelSpec, parse_model_spec
+from engine.models.presets import CHECKPOINT, Kind, ModelSpec, parse_model_spec
 
 _fast: dict[tuple[str, str], FastEncoder] = {}
 _slow: dict[tuple[str, str], TokenSlowScorer] = {}
@@ -37,7 +37,15 @@ def load_fast(spec: str, device: str = "auto") -> FastEncoder:
     with _loading:
         encoder = _fast.get(cache_key)
         if encoder is None:
-            encoder = _fast[cache_key] = OpenClipFastEncoder.load(model, resolved)
+            if model.preset.architecture == CHECKPOINT:
+                from engine.training.checkpoints import load_checkpoint_fast
+
+                assert model.path is not None
+                encoder = load_checkpoint_fast(model.path, resolved)
+                encoder.key = model.key  # the spec's identity names the library's vector space
+            else:
+                encoder = OpenClipFastEncoder.load(model, resolved)
+            _fast[cache_key] = encoder
     return encoder
 
 
@@ -52,7 +60,15 @@ def load_slow(spec: str, device: str = "auto") -> TokenSlowScorer:
     with _loading:
         scorer = _slow.get(cache_key)
         if scorer is None:
-            scorer = _slow[cache_key] = CocaSlowScorer.load(model, resolved)
+            if model.preset.architecture == CHECKPOINT:
+                from engine.training.checkpoints import load_checkpoint_slow
+
+                assert model.path is not None
+                scorer = load_checkpoint_slow(model.path, resolved)
+                scorer.key = model.key
+            else:
+                scorer = CocaSlowScorer.load(model, resolved)
+            _slow[cache_key] = scorer
     return scorer
 
 

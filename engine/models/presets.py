@@ -62,6 +62,12 @@ class Preset:
     slow: str | None = None
 
 
+#: The architecture of presets whose weights are a checkpoint of `glimpse train` (engine/training): the file
+#: says what it holds. Their default weights ship in resources/models/; `NAME@/path/to/checkpoint.pt` names
+#: another checkpoint of the same kind, e.g. one trained with `glimpse train`.
+CHECKPOINT = "glimpse-checkpoint"
+SHIPPED_MODELS = Path(__file__).resolve().parents[2] / "resources" / "models"
+
 #: Glimpse's own architectures, in open_clip's config format (what its model_configs/*.json hold).
 ARCHITECTURES: dict[str, dict[str, Any]] = {
     "glimpse-tiny": {
@@ -110,6 +116,30 @@ ARCHITECTURES: dict[str, dict[str, Any]] = {
 PRESETS: dict[str, Preset] = {
     preset.name: preset
     for preset in (
+        Preset(
+            name="shapes",
+            description="Glimpse's own small Fast model, trained on synthetic shape scenes and shipped; offline.",
+            architecture=CHECKPOINT,
+            pretrained=None,
+            hf_repo=None,
+            weights_file="shapes-fast.pt",
+            dim=128,
+            download_mb=0,
+            offline=True,
+            slow="shapes-slow",
+        ),
+        Preset(
+            name="shapes-slow",
+            description="Glimpse's own small Slow re-ranker for the shapes preset, shipped; offline.",
+            architecture=CHECKPOINT,
+            pretrained=None,
+            hf_repo=None,
+            weights_file="shapes-slow.pt",
+            dim=0,
+            download_mb=0,
+            offline=True,
+            kind="slow",
+        ),
         Preset(
             name="tiny-test",
             description="Tiny random-weight CLIP for tests of the plumbing; offline, its results mean nothing.",
@@ -230,6 +260,9 @@ def parse_model_spec(spec: str) -> ModelSpec:
     if preset is None:
         raise UsageError(f"Unknown model {name!r}: the known presets are {_known_presets()}.")
     if not at:
+        if preset.architecture == CHECKPOINT:
+            assert preset.weights_file is not None
+            return ModelSpec(preset, "file", SHIPPED_MODELS / preset.weights_file)
         return ModelSpec(preset, _default_source(preset))
     if not weights:
         raise UsageError(
@@ -285,6 +318,7 @@ def _file_digest(path: Path) -> str:
 
 __all__ = [
     "ARCHITECTURES",
+    "CHECKPOINT",
     "DEFAULT_PRESET",
     "PRESETS",
     "Kind",

@@ -34,3 +34,12 @@ format: install
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache .ruff_cache
+
+.PHONY: shapes-model shapes-eval
+# Train the shipped shapes models (CPU, about 30 min, seeded): resources/models/shapes-{fast,slow,fast-plain}.pt
+shapes-model: install
+	benchmarks/train_shapes.sh
+
+# Evaluate them on the synthetic test split: benchmarks/results/*.json and docs/evaluation-recall-vs-time.png
+shapes-eval: install
+	benchmarks/evaluate_shapes.sh

@@ -20,6 +20,8 @@ from typing import TYPE_CHECKING, Literal
 
 import click
 
+from engine.commandline import emit, handles_errors
+
 if TYPE_CHECKING:
     import numpy as np
     import torch
@@ -249,14 +251,13 @@ def rerank(
     as_json: bool,
 ) -> None:
     """Time the Slow re-ranking of K candidates for one query, against the naive forward pass."""
-    from engine.cli import _emit, _handles_errors
 
     # With more than one thread, OpenMP threads that spin while they wait for a core another process holds turn
     # each of the Slow pass's several hundred small operations into a wait for the scheduler (docs/benchmarks.md,
     # "Threads on a shared CPU"); sleeping waiters cost microseconds. OpenMP reads this once, when torch loads.
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-    @_handles_errors
+    @handles_errors
     def run() -> None:
         if threads:
             import torch
@@ -266,7 +267,7 @@ def rerank(
             model, k=k, queries=queries, image_tokens=image_tokens, naive=naive, device=device
         )
         if as_json:
-            _emit(asdict(timing))
+            emit(asdict(timing))
             return
         click.echo(
             f"{timing.model} on {timing.device} ({timing.threads} threads), K = {timing.k}, "

@@ -1,24 +1,18 @@
-"""The `glimpse` command: a thin click layer over `engine.Library`.
-
-Exit codes: 0 success, 1 runtime failure (one clear line on stderr), 2 usage error. `--json` prints one JSON
-document on stdout; progress and notices go to stderr.
-"""
+"""The `glimpse` command: a thin click layer over `engine.Library` (exit codes and JSON: engine.commandline)."""
 
 from __future__ import annotations
 
-import json
-import logging
 import signal
 import sys
 from collections.abc import Callable
-from functools import wraps
 from pathlib import Path
-from typing import Any
 
 import click
 
-from engine.errors import GlimpseError, UsageError, explain
+from engine.bench import bench
+from engine.commandline import emit, handles_errors
 from engine.paths import LIBRARY_ENV, display
+from engine.training.commands import dataset, evaluate_command, train
 
 
 def _library_option(command: Callable) -> Callable:
@@ -36,44 +30,12 @@ def _json_option(command: Callable) -> Callable:
     return click.option("--json", "as_json", is_flag=True, help="Print one JSON document on stdout.")(command)
 
 
-def _handles_errors(command: Callable) -> Callable:
-    """Turn the engine's errors into one line on stderr and an exit code."""
-
-    @wraps(command)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return command(*args, **kwargs)
-        except UsageError as error:
-            click.echo(f"glimpse: {error}", err=True)
-            sys.exit(2)
-        except GlimpseError as error:
-            click.echo(f"glimpse: {error}", err=True)
-            sys.exit(1)
-        except KeyboardInterrupt:
-            click.echo("glimpse: interrupted; everything indexed so far is kept.", err=True)
-            sys.exit(130)
-        except click.ClickException:
-            raise  # click reports its own usage errors (exit 2)
-        except Exception as error:
-            # The last line of defence: a sentence on the terminal, the trace in the log.
-            logging.getLogger("engine").exception("glimpse %s failed", command.__name__)
-            click.echo(f"glimpse: {explain(error)}", err=True)
-            sys.exit(1)
-
-    return wrapper
-
-
 def _open(library_dir: Path | None, *, writable: bool = False, device: str = "auto"):
     from engine.library import Library
 
     ctx = click.get_current_context()
     folder = library_dir or (ctx.obj or {}).get("library_dir")
     return Library.open(folder, writable=writable, device=device)
-
-
-def _emit(data: Any) -> None:
-    # ensure_ascii keeps non-UTF-8 file names (surrogate escapes) valid JSON that round-trips to the bytes.
-    click.echo(json.dumps(data, indent=2, ensure_ascii=True))
 
 
 @click.group(invoke_without_command=True, context_settings={"help_option_names": ["-h", "--help"]})
@@ -102,7 +64,7 @@ def main(ctx: click.Context, library_dir: Path | None) -> None:
 @click.argument("folders", nargs=-1, required=True, type=click.Path(exists=True, file_okay=False))
 @click.option("--exclude", is_flag=True, help="Leave these sub-folders of watched folders out instead.")
 @_library_option
-@_handles_errors
+@handles_errors
 def add(folders: tuple[str, ...], exclude: bool, library_dir: Path | None) -> None:
     """Watch FOLDERS (indexed by the next `glimpse index`)."""
     with _open(library_dir, writable=True) as library:
@@ -117,7 +79,7 @@ def add(folders: tuple[str, ...], exclude: bool, library_dir: Path | None) -> No
 @main.command()
 @click.argument("folders", nargs=-1, required=True, type=click.Path())
 @_library_option
-@_handles_errors
+@handles_errors
 def remove(folders: tuple[str, ...], library_dir: Path | None) -> None:
     """Stop watching FOLDERS; their files leave the library (the files themselves are not touched)."""
     with _open(library_dir, writable=True) as library:
@@ -131,13 +93,13 @@ def remove(folders: tuple[str, ...], library_dir: Path | None) -> None:
 @main.command()
 @_library_option
 @_json_option
-@_handles_errors
+@handles_errors
 def folders(library_dir: Path | None, as_json: bool) -> None:
     """List the watched folders."""
     with _open(library_dir) as library:
         watched, excluded = library.folders(), library.excluded_folders()
     if as_json:
-        _emit({"folders": [str(f) for f in watched], "excluded": [str(f) for f in excluded]})
+        emit({"folders": [str(f) for f in watched], "excluded": [str(f) for f in excluded]})
         return
     for folder in watched:
         click.echo(display(folder))
@@ -151,7 +113,7 @@ def folders(library_dir: Path | None, as_json: bool) -> None:
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
 @_library_option
 @_json_option
-@_handles_errors
+@handles_errors
 def index(
     folders: tuple[str, ...], model: str | None, device: str, library_dir: Path | None, as_json: bool
 ) -> None:
@@ -159,7 +121,7 @@ def index(
     with _open(library_dir, writable=True, device=device) as library:
         report = library.index(folders, model=model, progress=_progress_bar(), notice=_notice)
     if as_json:
-        _emit(report.to_json())
+        emit(report.to_json())
     else:
         click.echo(
             f"{report.images} photos and {report.videos} videos embedded ({report.frames} frames), "
@@ -172,7 +134,7 @@ def index(
 @main.command()
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
 @_library_option
-@_handles_errors
+@handles_errors
 def watch(device: str, library_dir: Path | None) -> None:
     """Index, then keep following changes in the watched folders until interrupted."""
     from engine.watcher import Watcher
@@ -201,7 +163,7 @@ def watch(device: str, library_dir: Path | None) -> None:
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
 @_library_option
 @_json_option
-@_handles_errors
+@handles_errors
 def search(
     text: str,
     limit: int,
@@ -229,7 +191,7 @@ def search(
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
 @_library_option
 @_json_option
-@_handles_errors
+@handles_errors
 def similar(file: str, limit: int, device: str, library_dir: Path | None, as_json: bool) -> None:
     """Find photos and videos that look like FILE."""
     with _open(library_dir, device=device) as library:
@@ -240,13 +202,13 @@ def similar(file: str, limit: int, device: str, library_dir: Path | None, as_jso
 @main.command()
 @_library_option
 @_json_option
-@_handles_errors
+@handles_errors
 def status(library_dir: Path | None, as_json: bool) -> None:
     """Show what the library holds."""
     with _open(library_dir) as library:
         report = library.status()
     if as_json:
-        _emit({k: v for k, v in report.to_json().items() if k != "folders"})
+        emit({k: v for k, v in report.to_json().items() if k != "folders"})
         return
     click.echo(f"library   {display(report.library)}")
     click.echo(f"model     {report.model or '(not indexed yet)'}")
@@ -262,13 +224,13 @@ def status(library_dir: Path | None, as_json: bool) -> None:
 @click.option("--repair", is_flag=True, help="Rebuild the index and re-queue broken entries.")
 @_library_option
 @_json_option
-@_handles_errors
+@handles_errors
 def check(repair: bool, library_dir: Path | None, as_json: bool) -> None:
     """Check that the catalogue and the vector index agree (exit 1 when they do not)."""
     with _open(library_dir, writable=repair) as library:
         report = library.check(repair=repair)
     if as_json:
-        _emit(report.to_json())
+        emit(report.to_json())
     else:
         for problem in report.problems:
             click.echo(f"problem: {problem}", err=True)
@@ -282,7 +244,7 @@ def check(repair: bool, library_dir: Path | None, as_json: bool) -> None:
 @main.command()
 @click.option("--download", "download_name", metavar="PRESET", help="Download a preset's weights now.")
 @_json_option
-@_handles_errors
+@handles_errors
 def models(download_name: str | None, as_json: bool) -> None:
     """List the model presets and whether their weights are on this computer."""
     from engine.models import DEFAULT_PRESET, PRESETS, is_available
@@ -303,7 +265,7 @@ def models(download_name: str | None, as_json: bool) -> None:
         for preset in PRESETS.values()
     ]
     if as_json:
-        _emit(rows)
+        emit(rows)
         return
     for row in rows:
         state = "ready" if row["available"] else f"download {row['download_mb']} MB on first use"
@@ -313,7 +275,7 @@ def models(download_name: str | None, as_json: bool) -> None:
 
 def _print_results(results: list, as_json: bool) -> None:
     if as_json:
-        _emit([r.to_json() for r in results])
+        emit([r.to_json() for r in results])
         return
     if not results:
         click.echo("no results", err=True)
@@ -361,12 +323,5 @@ def _watch_report(report) -> None:
     )
 
 
-from engine.training.commands import dataset, evaluate_command, train  # noqa: E402
-
-main.add_command(dataset)
-main.add_command(train)
-main.add_command(evaluate_command)
-
-from engine.bench import bench  # noqa: E402
-
-main.add_command(bench)
+for _command in (dataset, train, evaluate_command, bench):
+    main.add_command(_command)

@@ -8,15 +8,14 @@ Register them on the `glimpse` group with `main.add_command(dataset)`, `main.add
 from __future__ import annotations
 
 import json
-import sys
 from collections.abc import Callable
-from functools import wraps
 from pathlib import Path
 from typing import Any
 
 import click
 
-from engine.errors import GlimpseError, UsageError
+from engine.commandline import handles_errors
+from engine.errors import UsageError
 
 _DEVICE = click.option(
     "--device",
@@ -34,23 +33,6 @@ _MEDIA = click.option(
 )
 
 
-def _reports_errors(command: Callable) -> Callable:
-    """Engine errors → one line on stderr; exit 2 for a usage error, 1 for any other failure."""
-
-    @wraps(command)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return command(*args, **kwargs)
-        except UsageError as error:
-            click.echo(f"glimpse: {error}", err=True)
-            sys.exit(2)
-        except GlimpseError as error:
-            click.echo(f"glimpse: {error}", err=True)
-            sys.exit(1)
-
-    return wrapper
-
-
 @click.group()
 def dataset() -> None:
     """Make data sets for training and evaluation."""
@@ -61,7 +43,7 @@ def dataset() -> None:
 @click.option("--images", "count", type=click.IntRange(2), default=12_000, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document on stdout.")
-@_reports_errors
+@handles_errors
 def synth(out: Path, count: int, seed: int, as_json: bool) -> None:
     """Write the synthetic shapes set to OUT (Karpathy format: OUT/dataset.json, OUT/images/)."""
     from engine.training.synth import write_synthetic_set
@@ -157,7 +139,7 @@ def train() -> None:
 @click.option(
     "--init", default=None, help="Fine-tune an open_clip CoCa preset (NAME, NAME@random, NAME@FILE)."
 )
-@_reports_errors
+@handles_errors
 def train_slow_command(
     dataset_path: Path,
     out: Path,
@@ -186,7 +168,7 @@ def train_slow_command(
     default=None,
     help="Start from a Fast checkpoint (a file) or fine-tune an open_clip preset (NAME, NAME@random, NAME@FILE).",
 )
-@_reports_errors
+@handles_errors
 def train_fast_command(
     dataset_path: Path,
     out: Path,
@@ -227,7 +209,7 @@ def train_fast_command(
 @click.option(
     "--weight", type=click.FloatRange(min=0), default=1.0, show_default=True, help="Weight of the KL term."
 )
-@_reports_errors
+@handles_errors
 def train_distill_command(
     dataset_path: Path,
     out: Path,
@@ -265,7 +247,7 @@ def train_distill_command(
 @_DEVICE
 @_MEDIA
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document on stdout.")
-@_reports_errors
+@handles_errors
 def evaluate_command(
     dataset_path: Path,
     split: str,

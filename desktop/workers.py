@@ -9,7 +9,6 @@ may be built off the GUI thread).
 
 from __future__ import annotations
 
-import inspect
 import logging
 import time
 from dataclasses import dataclass, field
@@ -66,37 +65,27 @@ class SearchResponse:
     seconds: float = 0.0
 
 
+def filter_arguments(request: SearchRequest) -> dict:
+    """The filters of a request as keyword arguments of `Library.search` and `Library.similar`."""
+    return {
+        "limit": request.limit,
+        "kind": request.kind,
+        "folder": request.folder,
+        "taken_from": request.date_from,
+        "taken_to": request.date_to,
+    }
+
+
 def search_arguments(request: SearchRequest) -> dict:
-    """The keyword arguments of `Library.search` for a request; re-ranking is passed only where the facade
-    takes it (the Slow re-ranker arrives in the engine separately)."""
-    arguments: dict = {"limit": request.limit, "kind": request.kind}
-    if request.folder is not None:
-        arguments["folder"] = request.folder
-    if "rerank" in inspect.signature(Library.search).parameters:
-        arguments["rerank"] = request.rerank_k if request.rerank else 0
-    return arguments
+    """The keyword arguments of `Library.search` for a request."""
+    return {**filter_arguments(request), "rerank": request.rerank_k if request.rerank else 0}
 
 
-def filter_and_sort(items: list[ResultItem], request: SearchRequest) -> list[ResultItem]:
-    """Apply the date range and the sort order the person chose to results the engine ranked (and, to
-    find-similar results, the type and folder filters)."""
-    kept = []
-    for item in items:
-        if request.similar_to is not None:
-            # The engine's similar() takes no filters: the type and folder ones apply here.
-            if request.kind is not None and item.result.kind != request.kind:
-                continue
-            if request.folder is not None and not item.result.path.is_relative_to(request.folder):
-                continue
-        when = item.when
-        if request.date_from is not None and (when is None or when.date() < request.date_from):
-            continue
-        if request.date_to is not None and (when is None or when.date() > request.date_to):
-            continue
-        kept.append(item)
+def sort(items: list[ResultItem], request: SearchRequest) -> list[ResultItem]:
+    """Results in the order the person chose: as the engine ranked them, or newest first."""
     if request.sort == "date":
-        kept.sort(key=lambda i: i.when or datetime.min, reverse=True)
-    return kept
+        return sorted(items, key=lambda i: i.when or datetime.min, reverse=True)
+    return items
 
 
 class LibraryWorker(QObject):
@@ -129,11 +118,11 @@ class LibraryWorker(QObject):
                 self.searched.emit(response)
                 return
             if request.similar_to is not None:
-                results = library.similar(request.similar_to, limit=request.limit)
+                results = library.similar(request.similar_to, **filter_arguments(request))
             else:
                 results = library.search(request.text, **search_arguments(request))
             items = [ResultItem(r, library.media_details(r.path)) for r in results]
-            response.items = filter_and_sort(items, request)
+            response.items = sort(items, request)
         except GlimpseError as error:
             response.error = str(error)
         except Exception as error:  # a model failing on this machine must not kill the worker thread

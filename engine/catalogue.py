@@ -135,6 +135,8 @@ class FrameHit:
     path: bytes
     kind: str
     timestamp_ms: int | None
+    #: The date a person thinks of: when it was taken (EXIF, a video's creation time), else last changed.
+    when: dt.datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -479,12 +481,21 @@ class Catalogue:
         with self.session() as s:
             for start in range(0, len(ids), 900):
                 rows = s.execute(
-                    select(Frame.id, Frame.media_id, Frame.timestamp_ms, Media.path, Media.kind)
+                    select(
+                        Frame.id,
+                        Frame.media_id,
+                        Frame.timestamp_ms,
+                        Media.path,
+                        Media.kind,
+                        Media.taken_at,
+                        Media.mtime_ns,
+                    )
                     .join(Media, Media.id == Frame.media_id)
                     .where(Frame.id.in_(ids[start : start + 900]), Media.status == Status.INDEXED)
                 )
                 for r in rows:
-                    out[r.id] = FrameHit(r.id, r.media_id, r.path, r.kind, r.timestamp_ms)
+                    when = r.taken_at or dt.datetime.fromtimestamp(r.mtime_ns / 1e9)
+                    out[r.id] = FrameHit(r.id, r.media_id, r.path, r.kind, r.timestamp_ms, when)
         return out
 
     def frames_of_media(self, media_id: int) -> list[tuple[int, int | None]]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import os
 import time
@@ -252,14 +253,18 @@ class Library:
         limit: int = 20,
         kind: str | None = None,
         folder: str | os.PathLike | bytes | None = None,
+        taken_from: dt.date | None = None,
+        taken_to: dt.date | None = None,
         rerank: int | None = None,
         notice: Callable[[str], None] = lambda message: None,
     ) -> list[SearchResult]:
         """Files best matching a description, best first; a video by its best moment.
 
-        `rerank`: how many of the Fast shortlist the Slow model re-scores (0: none; None: this library's
-        setting, else the device's default, see `default_rerank`).
+        Filters: `kind` ("image" or "video"), `folder`, and the days `taken_from`…`taken_to` (inclusive; the
+        date taken, else the file's last change). `rerank`: how many of the Fast shortlist the Slow model
+        re-scores (0: none; None: this library's setting, else the device's default, see `default_rerank`).
         """
+        filters = _filters(kind, folder, taken_from, taken_to)
         query = text.strip() if isinstance(text, str) else ""
         if not query:
             raise UsageError("type a few words describing what you are looking for")
@@ -269,7 +274,7 @@ class Library:
         vector = encoder.embed_texts([query])[0]
         reranker = self._reranker(explicit=rerank is not None and rerank > 0, notice=notice)
         k = 0 if reranker is None else (self.rerank_k if rerank is None else rerank)
-        candidates = self._shortlist(encoder, vector, max(limit, k), kind, folder, None)
+        candidates = self._shortlist(encoder, vector, max(limit, k), filters)
         if k:
             assert reranker is not None
             candidates = reranker.rerank(query, candidates[:k]) + candidates[k:]
@@ -321,8 +326,18 @@ class Library:
 
         return DecodeSettings(frame_interval_s=self.frame_interval_s)
 
-    def similar(self, file: str | os.PathLike | bytes, *, limit: int = 20) -> list[SearchResult]:
-        """Files that look like `file` (a photo, or a video by its first frames), itself excluded."""
+    def similar(
+        self,
+        file: str | os.PathLike | bytes,
+        *,
+        limit: int = 20,
+        kind: str | None = None,
+        folder: str | os.PathLike | bytes | None = None,
+        taken_from: dt.date | None = None,
+        taken_to: dt.date | None = None,
+    ) -> list[SearchResult]:
+        """Files that look like `file` (a photo, or a video by its first frames), itself excluded; the
+        filters are those of `search`."""
         import threading
 
         from engine.decoding import DecodeJob
@@ -349,8 +364,8 @@ class Library:
 
             vectors = encoder.embed_images([Image.fromarray(f) for f in frames])
             vector = _unit(vectors.mean(axis=0))
-        candidates = self._shortlist(encoder, vector, limit, None, None, raw)
-        return self._searcher(encoder).results(candidates)
+        filters = _filters(kind, folder, taken_from, taken_to, exclude=raw)
+        return self._searcher(encoder).results(self._shortlist(encoder, vector, limit, filters))
 
     def _stored_vector(self, raw: bytes, encoder) -> np.ndarray | None:
         media = self.catalogue.media_by_path(raw)
@@ -371,16 +386,9 @@ class Library:
         index = self._vector_index(encoder.key, encoder.dim, known[0])
         return Searcher(self.catalogue, index, lambda: int(self.frame_interval_s * 1000))
 
-    def _shortlist(self, encoder, vector, limit, kind, folder, exclude):
-        from engine.searcher import Filters
-
-        if kind not in (None, "image", "video"):
-            raise UsageError("the type must be image or video")
+    def _shortlist(self, encoder, vector, limit, filters):
         if self.catalogue.find_model(encoder.key) is None:
             return []
-        filters = Filters(
-            kind=kind, folder=to_bytes(folder) if folder is not None else None, exclude_path=exclude
-        )
         return self._searcher(encoder).shortlist(vector, limit, filters)
 
     # status and check ---------------------------------------------------------------------------------
@@ -521,6 +529,22 @@ def _keep_scores_falling(candidates, reranked: int) -> None:
     for candidate in candidates[reranked:]:
         candidate.score = min(candidate.score, ceiling)
         ceiling = candidate.score
+
+
+def _filters(kind, folder, taken_from, taken_to, exclude: bytes | None = None):
+    from engine.searcher import Filters
+
+    if kind not in (None, "image", "video"):
+        raise UsageError("the type must be image or video")
+    if taken_from and taken_to and taken_from > taken_to:
+        raise UsageError("the date range ends before it starts")
+    return Filters(
+        kind=kind,
+        folder=to_bytes(folder) if folder is not None else None,
+        exclude_path=exclude,
+        after=dt.datetime.combine(taken_from, dt.time.min) if taken_from else None,
+        before=dt.datetime.combine(taken_to + dt.timedelta(days=1), dt.time.min) if taken_to else None,
+    )
 
 
 def _unit(vector: np.ndarray) -> np.ndarray:

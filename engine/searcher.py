@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 
 import numpy as np
 
@@ -21,11 +22,18 @@ class Filters:
     kind: str | None = None  # "image" | "video"
     folder: bytes | None = None
     exclude_path: bytes | None = None
+    #: Taken (else last changed) on or after / before this moment.
+    after: datetime | None = None
+    before: datetime | None = None
 
     def accept(self, hit: FrameHit) -> bool:
         if self.kind and hit.kind != self.kind:
             return False
         if self.folder and not is_inside(hit.path, self.folder):
+            return False
+        if self.after is not None and (hit.when is None or hit.when < self.after):
+            return False
+        if self.before is not None and (hit.when is None or hit.when >= self.before):
             return False
         return hit.path != self.exclude_path
 

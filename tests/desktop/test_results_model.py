@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import time
-from datetime import date, datetime
+from datetime import datetime
 from pathlib import Path
 
 from PySide6.QtCore import QSize
 
 from desktop.main_window import TILE, ResultsView
 from desktop.results_model import ResultDelegate, ResultsModel, visible_count
-from desktop.workers import ResultItem, SearchRequest, ThumbnailLoader, filter_and_sort
+from desktop.workers import ResultItem, SearchRequest, ThumbnailLoader, sort
 from engine.results import MediaDetails, SearchResult
 
 
@@ -63,22 +63,12 @@ def test_relevance_cutoff_keeps_results_near_the_best() -> None:
     assert visible_count([]) == 0
 
 
-def test_date_range_and_newest_first() -> None:
+def test_newest_first() -> None:
     items = [
         item(1, taken=datetime(2024, 5, 1)),
         item(2, taken=datetime(2023, 1, 1)),
         item(3, taken=None),  # no capture date: its file date (2020) stands in
         item(4, taken=datetime(2024, 12, 31, 23, 0)),
     ]
-    request = SearchRequest(text="x", date_from=date(2024, 1, 1), date_to=date(2024, 12, 31))
-    assert [i.result.rank for i in filter_and_sort(items, request)] == [1, 4]
-    newest = SearchRequest(text="x", sort="date")
-    assert [i.result.rank for i in filter_and_sort(items, newest)] == [4, 1, 2, 3]
-
-
-def test_type_and_folder_filters_apply_to_find_similar() -> None:
-    items = [item(1), item(2, kind="video")]
-    request = SearchRequest(similar_to=Path("/photos/x.jpg"), kind="video")
-    assert [i.result.rank for i in filter_and_sort(items, request)] == [2]
-    elsewhere = SearchRequest(similar_to=Path("/photos/x.jpg"), folder=Path("/videos"))
-    assert filter_and_sort(items, elsewhere) == []
+    assert [i.result.rank for i in sort(items, SearchRequest(text="x"))] == [1, 2, 3, 4]
+    assert [i.result.rank for i in sort(items, SearchRequest(text="x", sort="date"))] == [4, 1, 2, 3]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
@@ -157,3 +158,25 @@ def test_extremely_long_names_and_deep_paths_are_indexed(writer, tmp_path):
     assert (report.images, report.failed) == (1, 0)
     [result] = writer.search("anything", folder=folder)
     assert result.path == deep / long_name
+
+
+def test_date_range_type_and_folder_filter_search_and_similar(writer, tmp_path):
+    import datetime as dt
+
+    folder = tmp_path / "dated"
+    make_photo(folder / "2023.jpg", taken_at=dt.datetime(2023, 6, 1, 12, 0), seed=1)
+    make_photo(folder / "2024-first.jpg", taken_at=dt.datetime(2024, 1, 1, 0, 0), seed=2)
+    make_photo(folder / "2024-last.jpg", taken_at=dt.datetime(2024, 12, 31, 23, 59), seed=3)
+    undated = make_photo(folder / "undated.jpg", seed=4)  # its file date stands in: 2020
+    os.utime(undated, (dt.datetime(2020, 3, 3).timestamp(),) * 2)
+    make_video(folder / "clip.mp4", seconds=4, seed=5)
+    writer.index([folder], model="tiny-test")
+
+    year = {"taken_from": dt.date(2024, 1, 1), "taken_to": dt.date(2024, 12, 31)}
+    assert names(writer.search("anything", limit=50, **year)) == {"2024-first.jpg", "2024-last.jpg"}
+    assert names(writer.search("anything", limit=50, taken_to=dt.date(2020, 12, 31))) == {"undated.jpg"}
+    similar = writer.similar(folder / "2023.jpg", limit=50, **year)
+    assert names(similar) == {"2024-first.jpg", "2024-last.jpg"}
+    assert names(writer.similar(folder / "2023.jpg", kind="video")) == {"clip.mp4"}
+    with pytest.raises(UsageError):
+        writer.search("anything", taken_from=dt.date(2025, 1, 1), taken_to=dt.date(2024, 1, 1))

@@ -2,7 +2,8 @@
 
     .venv/bin/python benchmarks/plot_query.py OUT.png RESULT.json...
 
-Each RESULT.json is named query-<frames>.json and holds one bench document, or a list of them (runs).
+Each RESULT.json is named query-<frames>.json and holds one bench document, or a list of them (runs);
+analyzed-<frames>.json beside them, if any, are runs after `ANALYZE` of the catalogue.
 """
 
 import json
@@ -28,10 +29,20 @@ def main(out: str, files: list[str]) -> None:
     labels = {
         "ann_ms_p50": "ANN (usearch HNSW, f16)",
         "brute_force_ms_p50": "brute force (float32 matrix product)",
-        "end_to_end_ms_p50": "end to end (text + ANN + catalogue + grouping)",
+        "end_to_end_ms_p50": "end to end (text + ANN + catalogue + grouping), as committed",
     }
     for key, values in series.items():
         axes.plot(sizes, values, marker="o", label=labels[key])
+    # End to end once the catalogue has its query statistics (ANALYZE): analyzed-<frames>.json next to them.
+    analyzed = sorted(Path(files[0]).parent.glob("analyzed-*.json"), key=lambda f: int(f.stem.split("-")[1]))
+    if analyzed:
+        axes.plot(
+            [int(f.stem.split("-")[1]) for f in analyzed],
+            [json.loads(f.read_text())["end_to_end_ms_p50"] for f in analyzed],
+            marker="s",
+            linestyle="--",
+            label="end to end, catalogue ANALYZEd",
+        )
     axes.set_xscale("log")
     axes.set_yscale("log")
     axes.set_xlabel("library size (frames)")

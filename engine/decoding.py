@@ -41,6 +41,9 @@ class DecodeJob:
     size: int | None = None  # with mtime_ns: what the scan saw; a file that changed since is not trusted
     mtime_ns: int | None = None
     at_ms: int | None = None  # a video's single frame at this moment, instead of sampling the whole video
+    #: Shorter side to decode to, instead of the pool's: the Fast encoder needs only its input size, and a
+    #: smaller target lets JPEG draft mode skip more of a 12-megapixel photo.
+    min_side: int | None = None
 
 
 @dataclass
@@ -207,6 +210,7 @@ def _decode(job: DecodeJob, settings: DecodeSettings, connection: Connection) ->
     from engine.media.video import FrameSampler, frame_at
 
     summary = FileSummary()
+    min_side = job.min_side or settings.min_side
     try:
         _inject_faults(job.path)
         if job.size is not None:
@@ -217,16 +221,16 @@ def _decode(job: DecodeJob, settings: DecodeSettings, connection: Connection) ->
                 )
             summary.fingerprint = fingerprint(job.path, job.size)
         if job.at_ms is not None and job.kind == "video":
-            picture = frame_at(job.path, job.at_ms / 1000, settings.min_side)
+            picture = frame_at(job.path, job.at_ms / 1000, min_side)
             connection.send(("frame", job.at_ms, np.asarray(picture)))
             summary.frames = 1
         elif job.kind == "image":
-            image = decode_image(job.path, settings.min_side)
+            image = decode_image(job.path, min_side)
             summary.width, summary.height, summary.taken_at = image.width, image.height, image.taken_at
             connection.send(("frame", None, np.asarray(image.image)))
             summary.frames = 1
         else:
-            sampler = FrameSampler(interval_s=settings.frame_interval_s, min_side=settings.min_side)
+            sampler = FrameSampler(interval_s=settings.frame_interval_s, min_side=min_side)
             with sampler.open(job.path) as video:
                 info = video.info
                 summary.width, summary.height = info.width, info.height

@@ -164,14 +164,20 @@ class Indexer:
         done = 0
         last_checkpoint = time.monotonic()
 
+        failure: list[BaseException] = []
+
         def produce() -> None:
-            with ThreadPoolExecutor(self.decoders.workers, thread_name_prefix="decode") as pool:
-                for chunk in _chunks(ids, 64):
-                    if stop.is_set():
-                        break
-                    rows = self.catalogue.get_media(chunk)
-                    list(pool.map(lambda m: self._decode(m, results, stop), rows))
-            results.put(None)
+            try:
+                with ThreadPoolExecutor(self.decoders.workers, thread_name_prefix="decode") as pool:
+                    for chunk in _chunks(ids, 64):
+                        if stop.is_set():
+                            break
+                        rows = self.catalogue.get_media(chunk)
+                        list(pool.map(lambda m: self._decode(m, results, stop), rows))
+            except BaseException as error:  # e.g. no decode worker could start: stop the run, say why
+                failure.append(error)
+            finally:
+                _put(results, None, stop)
 
         producer = threading.Thread(target=produce, name="decode-feeder", daemon=True)
         producer.start()
@@ -184,10 +190,13 @@ class Indexer:
                     pending[media_id].vectors[slot] = vector
                 batch.clear()
             for media_id in [m for m, p in pending.items() if p.complete]:
-                self._commit(pending.pop(media_id))
+                entry = pending.pop(media_id)
+                self._commit(entry)
                 done += 1
                 if self.progress:
-                    self.progress(IndexProgress(done, total, "", self.report.failed))
+                    assert entry.decoded is not None
+                    folder = display(os.path.dirname(entry.decoded.media.path))
+                    self.progress(IndexProgress(done, total, folder, self.report.failed))
 
         try:
             while True:
@@ -200,6 +209,8 @@ class Indexer:
                     flush()  # the decoders are behind: embed what is ready rather than wait
                     continue
                 if item is None:
+                    if failure:
+                        raise failure[0]
                     break
                 kind, media_id, payload = item
                 entry = pending.setdefault(media_id, _Pending())
@@ -231,7 +242,13 @@ class Indexer:
             tensor = self.encoder.prepare(Image.fromarray(pixels))
             return _put(results, ("frame", media.id, (timestamp_ms, tensor)), stop)
 
-        job = DecodeJob(media.path, media.kind, media.size, media.mtime_ns)
+        job = DecodeJob(
+            media.path,
+            media.kind,
+            media.size,
+            media.mtime_ns,
+            min_side=getattr(self.encoder, "image_size", None),
+        )
         summary = self.decoders.decode(job, on_frame, stop)
         if not stop.is_set():  # a stopped run records nothing about the file it was in
             _put(results, ("done", media.id, _Decoded(media, summary)), stop)

@@ -272,8 +272,9 @@ class Library:
             raise UsageError("the number of results to re-rank cannot be negative")
         encoder = self._encoder()
         vector = encoder.embed_texts([query])[0]
-        reranker = self._reranker(explicit=rerank is not None and rerank > 0, notice=notice)
-        k = 0 if reranker is None else (self.rerank_k if rerank is None else rerank)
+        k = self.rerank_k if rerank is None else rerank
+        reranker = self._reranker(explicit=rerank is not None, notice=notice) if k else None
+        k = k if reranker is not None else 0
         candidates = self._shortlist(encoder, vector, max(limit, k), filters)
         if k:
             assert reranker is not None
@@ -302,7 +303,7 @@ class Library:
         from engine.reranker import Reranker
         from engine.token_cache import TokenCache
 
-        if self.model is None or (not explicit and self.rerank_k == 0):
+        if self.model is None:
             return None
         spec = paired_slow(self.model)
         if spec is None:
@@ -384,7 +385,7 @@ class Library:
         known = self.catalogue.find_model(encoder.key)
         assert known is not None
         index = self._vector_index(encoder.key, encoder.dim, known[0])
-        return Searcher(self.catalogue, index, lambda: int(self.frame_interval_s * 1000))
+        return Searcher(self.catalogue, index, int(self.frame_interval_s * 1000))
 
     def _shortlist(self, encoder, vector, limit, filters):
         if self.catalogue.find_model(encoder.key) is None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -62,9 +61,7 @@ class Candidate:
 class Searcher:
     """Nearest frames of a query vector, grouped into files, best first."""
 
-    def __init__(
-        self, catalogue: Catalogue, index: VectorIndex, frame_interval_ms: Callable[[], int]
-    ) -> None:
+    def __init__(self, catalogue: Catalogue, index: VectorIndex, frame_interval_ms: int) -> None:
         self.catalogue = catalogue
         self.index = index
         self.frame_interval_ms = frame_interval_ms
@@ -117,7 +114,7 @@ class Searcher:
 
     def _segments(self, frames: list[tuple[FrameHit, float]], moment: FrameHit) -> list[tuple[float, float]]:
         """Runs of neighbouring well-matching frames of one video, as (start, end) seconds."""
-        gap = self.frame_interval_ms() * 1.5
+        gap = self.frame_interval_ms * 1.5
         best = frames[0][1]
         times = sorted(
             {f.timestamp_ms or 0 for f, score in frames if score >= best - SEGMENT_MARGIN}

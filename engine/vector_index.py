@@ -21,6 +21,14 @@ from engine.catalogue import Catalogue
 
 log = logging.getLogger(__name__)
 
+# HNSW settings, measured in docs/benchmarks.md ("Search"): links per node (index size and recall),
+# candidates kept while inserting (64 inserts 2.5x faster than 128 but loses recall; inserting is never the
+# bottleneck next to the model, so quality wins) and while searching (recall against latency, settable per
+# search without a rebuild).
+CONNECTIVITY = 16
+EXPANSION_ADD = 128
+EXPANSION_SEARCH = 128
+
 
 @dataclass(frozen=True)
 class Marks:
@@ -31,12 +39,18 @@ class Marks:
 class VectorIndex:
     """A model's frames in an HNSW graph (cosine, f16), kept up to date from the catalogue."""
 
-    def __init__(self, path: Path, dim: int, index: Index, marks: Marks) -> None:
+    def __init__(self, path: Path, dim: int, index: Index, marks: Marks, *, view: bool = False) -> None:
         self.path = path
         self.dim = dim
         self.index = index
         self.marks = marks
         self.saved_marks = marks
+        #: A read-only memory map of the file: opening costs no reading, and the vectors committed since
+        #: its checkpoint (the tail) are scored exactly at search time instead of joining the graph.
+        self.view = view
+        self._tail_keys = np.zeros(0, dtype=np.uint64)
+        self._tail_vectors = np.zeros((0, dim), dtype=np.float32)
+        self._removed = np.zeros(0, dtype=np.uint64)  # keys of the file deleted from the catalogue since
         try:
             self.loaded_mtime_ns: int | None = self.meta_path.stat().st_mtime_ns
         except FileNotFoundError:
@@ -47,9 +61,14 @@ class VectorIndex:
         return self.path.with_suffix(".json")
 
     @classmethod
-    def open(cls, path: Path, dim: int, catalogue: Catalogue, model_id: int) -> VectorIndex:
-        """Load the index file (rebuilding it when missing, corrupt or ahead of the catalogue), then catch up."""
-        loaded = cls._load(path, dim)
+    def open(
+        cls, path: Path, dim: int, catalogue: Catalogue, model_id: int, *, view: bool = False
+    ) -> VectorIndex:
+        """Load the index file (rebuilding it when missing, corrupt or ahead of the catalogue), then catch up.
+
+        `view`: map the file read-only instead of reading it, for processes that only search.
+        """
+        loaded = cls._load(path, dim, view=view)
         last_vector, last_deletion = catalogue.last_seqs()
         if loaded is not None and (
             loaded.marks.vectors > last_vector or loaded.marks.deletions > last_deletion
@@ -63,7 +82,7 @@ class VectorIndex:
         return loaded
 
     @classmethod
-    def _load(cls, path: Path, dim: int) -> VectorIndex | None:
+    def _load(cls, path: Path, dim: int, *, view: bool = False) -> VectorIndex | None:
         meta_path = path.with_suffix(".json")
         if not path.exists() or not meta_path.exists():
             if path.exists() or meta_path.exists():
@@ -72,44 +91,83 @@ class VectorIndex:
         try:
             meta = json.loads(meta_path.read_text())
             marks = Marks(int(meta["vectors"]), int(meta["deletions"]))
-            index = Index.restore(str(path))
+            index = Index.restore(str(path), view=view)
             if index is None or index.ndim != dim:
                 raise ValueError("not an index of this model")
+            index.expansion_search = EXPANSION_SEARCH
         except (OSError, ValueError, KeyError, RuntimeError, TypeError) as error:
             log.warning("index %s is unreadable (%s): rebuilding it from the catalogue", path, error)
             return None
-        return cls(path, dim, index, marks)
+        return cls(path, dim, index, marks, view=view)
 
     def catch_up(self, catalogue: Catalogue, model_id: int) -> int:
         """Apply the catalogue's vectors and deletions written since the marks; returns how many changed."""
         keys, vectors, last_vector = catalogue.vectors_since(model_id, self.marks.vectors, self.dim)
         deleted, last_deletion = catalogue.deletions_since(model_id, self.marks.deletions)
-        if len(deleted):
+        if self.view:
+            self._catch_up_tail(keys, vectors, deleted)
+        elif len(deleted):
             self.index.remove(deleted)
-        if len(keys):
+        if len(keys) and not self.view:
             fresh = ~np.asarray(self.index.contains(keys), dtype=bool).reshape(-1)
             if fresh.any():
                 self.index.add(keys[fresh], vectors[fresh])
         self.marks = Marks(last_vector, last_deletion)
         return len(keys) + len(deleted)
 
+    def _catch_up_tail(self, keys: np.ndarray, vectors: np.ndarray, deleted: np.ndarray) -> None:
+        """A view's catch-up: new vectors join the exactly scored tail, deletions are filtered out."""
+        if len(keys):
+            in_file = np.zeros(len(keys), dtype=bool)
+            if len(self.index):
+                in_file = np.asarray(self.index.contains(keys), dtype=bool).reshape(-1)
+            fresh = ~in_file & ~np.isin(keys, self._tail_keys)  # a replay from older marks adds nothing twice
+            self._tail_keys = np.concatenate([self._tail_keys, keys[fresh]])
+            self._tail_vectors = np.concatenate([self._tail_vectors, vectors[fresh]])
+        if len(deleted):
+            kept = ~np.isin(self._tail_keys, deleted)
+            self._tail_keys, self._tail_vectors = self._tail_keys[kept], self._tail_vectors[kept]
+            if len(self.index):
+                in_file = np.asarray(self.index.contains(deleted), dtype=bool).reshape(-1)
+                self._removed = np.union1d(self._removed, deleted[in_file])
+
     def search(self, query: np.ndarray, count: int) -> tuple[np.ndarray, np.ndarray]:
         """The `count` nearest frames: (frame ids, cosine similarities), best first."""
-        if len(self.index) == 0 or count <= 0:
+        query = np.asarray(query, dtype=np.float32).reshape(-1)
+        if len(self) == 0 or count <= 0:
             return np.zeros(0, dtype=np.uint64), np.zeros(0, dtype=np.float32)
-        matches = self.index.search(np.asarray(query, dtype=np.float32), min(count, len(self.index)))
-        return matches.keys.astype(np.uint64), (1.0 - matches.distances).astype(np.float32)
+        keys, scores = np.zeros(0, dtype=np.uint64), np.zeros(0, dtype=np.float32)
+        if len(self.index):
+            # Deleted keys still in a view's graph may take places in the answer: ask for that many more.
+            matches = self.index.search(query, min(count + len(self._removed), len(self.index)))
+            keys, scores = matches.keys.astype(np.uint64), (1.0 - matches.distances).astype(np.float32)
+            if len(self._removed):
+                kept = ~np.isin(keys, self._removed)
+                keys, scores = keys[kept], scores[kept]
+        if not len(self._tail_keys):
+            return keys[:count], scores[:count]
+        tail_scores = self._tail_vectors @ query
+        tail_scores /= np.maximum(np.linalg.norm(self._tail_vectors, axis=1) * np.linalg.norm(query), 1e-12)
+        keys = np.concatenate([keys, self._tail_keys])
+        scores = np.concatenate([scores, tail_scores.astype(np.float32)])
+        best = np.argsort(-scores, kind="stable")[:count]
+        return keys[best], scores[best]
 
     def __len__(self) -> int:
-        return len(self.index)
+        return len(self.index) - len(self._removed) + len(self._tail_keys)
 
     def keys(self) -> np.ndarray:
-        return np.asarray(self.index.keys, dtype=np.uint64)
+        keys = np.asarray(self.index.keys, dtype=np.uint64)
+        if len(self._removed):
+            keys = keys[~np.isin(keys, self._removed)]
+        return np.concatenate([keys, self._tail_keys])
 
     def save(self, catalogue: Catalogue | None = None, model_id: int | None = None) -> None:
         """Checkpoint atomically if anything changed since the last save; prunes replayed deletions."""
         if self.marks == self.saved_marks:
             return
+        if self.view:
+            raise RuntimeError("a read-only view of an index cannot be saved; open it without view")
         tmp = self.path.with_name(self.path.name + ".tmp")
         try:
             self.index.save(str(tmp))
@@ -139,7 +197,14 @@ class VectorIndex:
 
 
 def _new_index(dim: int) -> Index:
-    return Index(ndim=dim, metric="cos", dtype="f16")
+    return Index(
+        ndim=dim,
+        metric="cos",
+        dtype="f16",
+        connectivity=CONNECTIVITY,
+        expansion_add=EXPANSION_ADD,
+        expansion_search=EXPANSION_SEARCH,
+    )
 
 
 def _fsync(path: Path) -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import importlib
 import os
-import socket
 import subprocess
 import sys
 import threading
@@ -34,7 +33,7 @@ from engine.models import (
     parse_model_spec,
     resolve_device,
 )
-from engine.models.presets import ARCHITECTURES
+from engine.models.presets import ARCHITECTURES, CHECKPOINT
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -76,6 +75,11 @@ def fresh_models() -> Iterator[None]:
 def test_presets_name_the_weights_open_clip_publishes() -> None:
     assert DEFAULT_PRESET in PRESETS
     for preset in PRESETS.values():
+        if preset.architecture == CHECKPOINT:  # the shipped file describes itself
+            assert parse_model_spec(preset.name).path.is_file()
+            if preset.kind == "fast":
+                assert load_fast(preset.name, "cpu").dim == preset.dim
+            continue
         config = ARCHITECTURES.get(preset.architecture) or open_clip.get_model_config(preset.architecture)
         assert preset.dim == config["embed_dim"]
         if preset.offline:
@@ -119,7 +123,8 @@ def test_bad_spec_strings_are_usage_errors(tmp_path: Path) -> None:
     with pytest.raises(UsageError) as unknown:
         parse_model_spec("vit-z-99")
     assert str(unknown.value) == (
-        "Unknown model 'vit-z-99': the known presets are tiny-test, vit-b-32, vit-b-16 and vit-l-14."
+        "Unknown model 'vit-z-99': the known presets are shapes, shapes-slow, tiny-test, tiny-test-slow, "
+        "vit-b-32, vit-b-16, vit-l-14, coca-vit-b-32 and coca-vit-l-14."
     )
     with pytest.raises(UsageError, match="does not exist"):
         parse_model_spec(f"vit-b-32@{tmp_path / 'missing.bin'}")
@@ -213,37 +218,6 @@ def test_weights_that_do_not_fit_the_architecture_are_reported(tmp_path: Path) -
 
 
 # --- the hub: offline error and first-run download ------------------------------------------------------------
-
-
-@pytest.fixture
-def hub_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[Callable[[str], Path]]:
-    """Point huggingface_hub at `endpoint` with an empty cache; it reads its environment once, at import."""
-
-    def point_at(endpoint: str) -> Path:
-        monkeypatch.setenv("HF_ENDPOINT", endpoint)
-        monkeypatch.setenv("HF_HOME", str(tmp_path / "hf-home"))
-        for name in (
-            "HF_HUB_CACHE",
-            "HF_HUB_OFFLINE",
-            "TRANSFORMERS_OFFLINE",
-            "HF_HUB_ETAG_TIMEOUT",
-            "HF_TOKEN",
-        ):
-            monkeypatch.delenv(name, raising=False)
-        importlib.reload(huggingface_hub.constants)
-        return tmp_path / "hf-home" / "hub"
-
-    yield point_at
-    monkeypatch.undo()
-    importlib.reload(huggingface_hub.constants)
-
-
-@pytest.fixture
-def closed_port() -> Iterator[int]:
-    """A loopback port that refuses connections: bound, never listening."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        yield sock.getsockname()[1]
 
 
 def test_offline_without_weights_fails_fast_saying_which_file_and_how_to_fix_it(

@@ -1,0 +1,117 @@
+"""The Fast encoder's speed-ups keep its answers: trimmed text, the int8 image tower and its self-check."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from engine.models import openclip
+from engine.models.openclip import OpenClipFastEncoder, encode_text_trimmed, quantized_tower
+from engine.models.presets import parse_model_spec
+
+
+def encoder(precision: str | None = "auto") -> OpenClipFastEncoder:
+    # A fresh encoder each time: the loader's cached one keeps its precision decision for the process.
+    spec = parse_model_spec("tiny-test")
+    built = openclip.build(spec, "cpu")
+    return OpenClipFastEncoder(
+        built.model,
+        built.preprocess,
+        built.tokenizer,
+        key=spec.key,
+        dim=32,
+        device="cpu",
+        precision=precision,
+    )
+
+
+def images(count: int = 8) -> torch.Tensor:
+    generator = torch.Generator().manual_seed(0)
+    return torch.rand(count, 3, 64, 64, generator=generator) * 2 - 1
+
+
+def test_trimmed_text_gives_the_padded_embedding() -> None:
+    fast = encoder("fp32")
+    tokens = fast._tokenizer(["a dog", "two kids flying a red kite on a beach at sunset", ""])
+    with torch.inference_mode():
+        padded = fast._model.encode_text(tokens)
+        trimmed = encode_text_trimmed(fast._model, tokens)
+    torch.testing.assert_close(trimmed, padded, atol=1e-5, rtol=1e-5)
+    one = fast.embed_texts(["a dog"])[0]
+    assert np.allclose(one, torch.nn.functional.normalize(padded[:1], dim=-1)[0].numpy(), atol=1e-5)
+
+
+def test_attention_rebuilt_from_linear_layers_computes_the_same() -> None:
+    attention = torch.nn.MultiheadAttention(64, 2, batch_first=True)
+    rebuilt = openclip._LinearSelfAttention(attention)
+    x = torch.randn(3, 5, 64)
+    with torch.inference_mode():
+        expected = attention(x, x, x, need_weights=False)[0]
+        torch.testing.assert_close(rebuilt(x, x, x, need_weights=False)[0], expected, atol=1e-5, rtol=1e-5)
+
+
+def test_the_int8_tower_is_used_when_it_agrees_with_fp32() -> None:
+    fast = encoder()
+    assert fast.precision == "int8?"
+    with torch.inference_mode():
+        reference = torch.nn.functional.normalize(fast._model.visual(images()), dim=-1).numpy()
+    vectors = fast.embed_prepared(images())
+    assert fast.precision == "int8" and fast._image_int8.min_cosine >= 0.995
+    assert np.min(np.sum(vectors * reference, axis=1)) >= 0.995
+    attention = [m for m in fast._image_int8.module.modules() if isinstance(m, openclip._LinearSelfAttention)]
+    assert attention, "the attention projections are quantised too"
+
+
+def test_the_int8_text_tower_is_checked_on_the_first_query_and_agrees_with_fp32() -> None:
+    fast, reference = encoder(), encoder("fp32")
+    assert fast.text_precision == "int8?"
+    texts = ["a dog", "two kids flying a red kite on a beach"]
+    vectors = fast.embed_texts(texts[:1])
+    assert fast.text_precision == "int8" and fast._text_int8.min_cosine >= 0.995
+    assert np.sum(vectors[0] * reference.embed_texts(texts[:1])[0]) >= 0.995
+    both = np.sum(fast.embed_texts(texts) * reference.embed_texts(texts), axis=1)
+    assert both.min() >= 0.99  # the causal mask still holds in the rebuilt attention
+
+
+def test_int8_that_disagrees_with_fp32_falls_back_to_fp32(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(openclip, "MIN_INT8_COSINE", 1.01)  # no int8 result can pass
+    fast = encoder()
+    vectors = fast.embed_prepared(images())
+    assert fast.precision == "fp32" and fast._image_int8.module is None
+    with torch.inference_mode():
+        reference = torch.nn.functional.normalize(fast._model.visual(images()), dim=-1).numpy()
+    assert np.allclose(vectors, reference, atol=1e-6)
+    assert np.allclose(fast.embed_prepared(images()), reference, atol=1e-6)
+
+
+@pytest.mark.parametrize(("setting", "expected"), [(None, "fp32"), ("fp32", "fp32"), ("auto", "int8")])
+def test_precision_is_fp32_unless_the_environment_asks_for_int8(monkeypatch, setting, expected) -> None:
+    if setting is None:
+        monkeypatch.delenv(openclip.PRECISION_ENV, raising=False)
+    else:
+        monkeypatch.setenv(openclip.PRECISION_ENV, setting)
+    fast = encoder(None)
+    fast.embed_prepared(images())
+    fast.embed_texts(["a dog"])
+    assert fast.precision == expected and fast.text_precision == expected
+    assert (fast._image_int8.module is None) == (expected == "fp32")
+
+
+def test_a_few_images_stay_exactly_fp32() -> None:
+    fast = encoder()
+    few = images(openclip.INT8_MIN_IMAGES - 1)
+    with torch.inference_mode():
+        reference = torch.nn.functional.normalize(fast._model.visual(few), dim=-1).numpy()
+    assert np.allclose(fast.embed_prepared(few), reference, atol=1e-6)
+    assert fast.precision == "int8?"  # undecided until a real batch comes
+
+
+def test_a_tower_without_attention_modules_still_quantises() -> None:
+    tower = torch.nn.Sequential(torch.nn.Linear(8, 8))
+    quantized = quantized_tower(tower)
+    assert quantized is not None and not isinstance(quantized[0], torch.nn.Linear)
+
+
+def test_the_image_size_is_the_towers() -> None:
+    assert encoder().image_size == 64

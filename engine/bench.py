@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Literal
 
 import click
 
+from engine.bench_pipeline import PHOTO_SIZE, QUERIES, register
 from engine.commandline import emit, handles_errors
 
 if TYPE_CHECKING:
@@ -31,18 +32,6 @@ if TYPE_CHECKING:
 
 TokenSource = Literal["cached", "recomputed"]
 
-#: Queries of a few lengths, as typed into a search box; query i of a run is QUERIES[i % len(QUERIES)].
-QUERIES = (
-    "two kids flying a red kite on a beach",
-    "a dog",
-    "a birthday cake with candles on a wooden table",
-    "snowy mountains at sunset seen from a car window",
-    "my grandmother laughing in the kitchen",
-    "a black cat sleeping on a laptop keyboard next to a cup of coffee",
-)
-
-#: Size of the photo files decoded in "recomputed" mode: a 12-megapixel phone camera picture.
-PHOTO_SIZE = (4032, 3024)
 
 
 @dataclass(frozen=True)
@@ -282,7 +271,5 @@ def rerank(
 
     run()
 
-
-from engine.bench_pipeline import register  # noqa: E402
 
 register(bench)

@@ -25,7 +25,8 @@ import numpy as np
 
 #: Size of the generated photos: a 12-megapixel phone camera picture.
 PHOTO_SIZE = (4032, 3024)
-#: Queries as typed into a search box; the query benchmark cycles through them.
+#: Queries of a few lengths, as typed into a search box; benchmarks cycle through them (query i is
+#: QUERIES[i % len(QUERIES)]).
 QUERIES = (
     "two kids flying a red kite on a beach",
     "a dog",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 import random
 import signal
@@ -17,6 +18,21 @@ from tests.factory import make_photo, make_video
 QUERIES = ["a red car", "a dog on the beach", "fireworks"]
 
 
+#: Scores may differ by float rounding: a batch of another size takes other matrix kernels, and vectors are
+#: stored as float16, so a resumed run's vectors can differ from a clean run's in the last bit.
+ROUNDING = 2e-3
+
+
+def assert_same_results(got: list, expected: list) -> None:
+    """The same files with the same scores, in the same order but for near-ties."""
+    want = {path: score for path, score, _ in expected}
+    assert {path for path, _, _ in got} == set(want)
+    for path, score, _ in got:
+        assert abs(score - want[path]) <= ROUNDING, path
+    scores_in_got_order = [want[path] for path, _, _ in got]
+    assert all(a >= b - 2 * ROUNDING for a, b in itertools.pairwise(scores_in_got_order))
+
+
 def snapshot(library: Path) -> dict:
     """What a user can observe of a library: totals, consistency, and search results."""
     status = glimpse("status", "--json", library=library).json()
@@ -24,7 +40,7 @@ def snapshot(library: Path) -> dict:
     check = glimpse("check", "--json", library=library)
     searches = {
         q: [
-            (r["path"], round(r["score"], 4), r["timestamp"])
+            (r["path"], r["score"], r["timestamp"])
             for r in glimpse("search", q, "--limit", "50", "--json", library=library).json()
         ]
         for q in QUERIES
@@ -62,7 +78,10 @@ def test_random_kills_lose_nothing_and_match_a_clean_run(tmp_path):
     final = glimpse("index", "--json", library=killed)
     assert final.code == 0, final.stderr
     assert final.json()["failed"] == 0
-    assert snapshot(killed) == expected
+    got = snapshot(killed)
+    assert (got["status"], got["consistent"]) == (expected["status"], True)
+    for query, results in got["searches"].items():
+        assert_same_results(results, expected["searches"][query])
 
 
 @pytest.mark.slow

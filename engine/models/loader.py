@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from typing import Any
 
 import torch
 
@@ -12,8 +13,8 @@ from engine.models.coca import CocaSlowScorer
 from engine.models.openclip import OpenClipFastEncoder
 from engine.models.presets import CHECKPOINT, Kind, ModelSpec, parse_model_spec
 
-_fast: dict[tuple[str, str], FastEncoder] = {}
-_slow: dict[tuple[str, str], TokenSlowScorer] = {}
+#: Loaded models by (kind, vector-space key, device): a running app keeps its models in memory.
+_loaded: dict[tuple[str, str, str], Any] = {}
 # One load at a time: two threads asking for the same model must not download or build it twice.
 _loading = threading.Lock()
 
@@ -31,22 +32,7 @@ def resolve_device(device: str = "auto") -> str:
 
 def load_fast(spec: str, device: str = "auto") -> FastEncoder:
     """The Fast encoder named by `spec` (NAME, NAME@random or NAME@/path/to/weights), loaded once per process."""
-    model = _parsed(spec, "fast")
-    resolved = resolve_device(device)
-    cache_key = (model.key, resolved)
-    with _loading:
-        encoder = _fast.get(cache_key)
-        if encoder is None:
-            if model.preset.architecture == CHECKPOINT:
-                from engine.training.checkpoints import load_checkpoint_fast
-
-                assert model.path is not None
-                encoder = load_checkpoint_fast(model.path, resolved)
-                encoder.key = model.key  # the spec's identity names the library's vector space
-            else:
-                encoder = OpenClipFastEncoder.load(model, resolved)
-            _fast[cache_key] = encoder
-    return encoder
+    return _load(spec, "fast", device)
 
 
 def load_slow(spec: str, device: str = "auto") -> TokenSlowScorer:
@@ -54,29 +40,34 @@ def load_slow(spec: str, device: str = "auto") -> TokenSlowScorer:
 
     `presets.paired_slow` gives the Slow spec that goes with a Fast one.
     """
-    model = _parsed(spec, "slow")
-    resolved = resolve_device(device)
-    cache_key = (model.key, resolved)
-    with _loading:
-        scorer = _slow.get(cache_key)
-        if scorer is None:
-            if model.preset.architecture == CHECKPOINT:
-                from engine.training.checkpoints import load_checkpoint_slow
-
-                assert model.path is not None
-                scorer = load_checkpoint_slow(model.path, resolved)
-                scorer.key = model.key
-            else:
-                scorer = CocaSlowScorer.load(model, resolved)
-            _slow[cache_key] = scorer
-    return scorer
+    return _load(spec, "slow", device)
 
 
 def clear_cache() -> None:
     """Forget every loaded model (their memory is freed once nobody else holds them)."""
     with _loading:
-        _fast.clear()
-        _slow.clear()
+        _loaded.clear()
+
+
+def _load(spec: str, kind: Kind, device: str) -> Any:
+    model = _parsed(spec, kind)
+    resolved = resolve_device(device)
+    cache_key = (kind, model.key, resolved)
+    with _loading:
+        if cache_key not in _loaded:
+            _loaded[cache_key] = _build(model, kind, resolved)
+        return _loaded[cache_key]
+
+
+def _build(model: ModelSpec, kind: Kind, device: str) -> Any:
+    if model.preset.architecture == CHECKPOINT:
+        from engine.training.checkpoints import load_checkpoint_fast, load_checkpoint_slow
+
+        assert model.path is not None
+        loaded = (load_checkpoint_fast if kind == "fast" else load_checkpoint_slow)(model.path, device)
+        loaded.key = model.key  # the spec's identity names the library's vector space
+        return loaded
+    return (OpenClipFastEncoder if kind == "fast" else CocaSlowScorer).load(model, device)
 
 
 def _parsed(spec: str, kind: Kind) -> ModelSpec:

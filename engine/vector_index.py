@@ -28,6 +28,10 @@ log = logging.getLogger(__name__)
 CONNECTIVITY = 16
 EXPANSION_ADD = 128
 EXPANSION_SEARCH = 128
+# Up to this many vectors a brute-force scan is as fast as the graph (measured: 2.5 ms against 3.8 ms for the
+# top 400 of 20,000) and exact. The graph also cannot promise every node is reachable, so a search that asks
+# for all the vectors scans them too: asked for k = n, HNSW returned 19,993 of 20,000.
+EXACT_UP_TO = 20_000
 
 
 @dataclass(frozen=True)
@@ -139,7 +143,9 @@ class VectorIndex:
         keys, scores = np.zeros(0, dtype=np.uint64), np.zeros(0, dtype=np.float32)
         if len(self.index):
             # Deleted keys still in a view's graph may take places in the answer: ask for that many more.
-            matches = self.index.search(query, min(count + len(self._removed), len(self.index)))
+            wanted = min(count + len(self._removed), len(self.index))
+            exact = len(self.index) <= EXACT_UP_TO or wanted == len(self.index)
+            matches = self.index.search(query, wanted, exact=exact)
             keys, scores = matches.keys.astype(np.uint64), (1.0 - matches.distances).astype(np.float32)
             if len(self._removed):
                 kept = ~np.isin(keys, self._removed)

@@ -31,6 +31,20 @@ def test_search_finds_the_nearest_frame(tmp_path, catalogue):
     assert list(scores) == sorted(scores, reverse=True)
 
 
+def test_asking_for_every_frame_returns_every_frame_in_exact_order(tmp_path, catalogue):
+    # An HNSW graph cannot promise every node is reachable: asked for all 3,000 of these, it returns fewer.
+    model = catalogue.model_id("m", 8)
+    for i in range(6):
+        index_file(catalogue, f"/{i}.mp4".encode(), model, frames=500, kind="video", seed=i * 1000)
+    index = open_index(tmp_path, catalogue, model)
+    query = unit(8, 10**6)
+    keys, scores = index.search(query, len(index))
+    assert len(keys) == len(set(keys.tolist())) == 3000
+    every = np.stack([unit(8, i * 1000 + f) for i in range(6) for f in range(500)])
+    exact = np.argsort(-(every @ query), kind="stable")[:20] + 1  # frame ids count from 1 in insertion order
+    assert keys[:20].tolist() == exact.tolist()
+
+
 def test_reopen_catches_up_with_additions_and_deletions_since_the_checkpoint(tmp_path, catalogue):
     model = catalogue.model_id("m", 8)
     first = index_file(catalogue, b"/a.jpg", model)

@@ -18,6 +18,10 @@ log = logging.getLogger(__name__)
 RESOURCES = Path(__file__).resolve().parent.parent / "resources"
 #: Opens one dialog at start (for screenshots and manual checks): "folders", "settings" or "welcome".
 SHOW_ENV = "GLIMPSE_DESKTOP_SHOW"
+#: Saves the window to this PNG once it has settled, then quits: docs screenshots without a display, and the
+#: packaged app's smoke test.
+SCREENSHOT_ENV = "GLIMPSE_DESKTOP_SCREENSHOT"
+SCREENSHOT_AFTER_MS = 1500
 
 
 def icon() -> QIcon:
@@ -63,7 +67,17 @@ def main(library_dir: Path | None = None) -> int:
         QTimer.singleShot(0, window.show_folders)
     elif show == "settings":
         QTimer.singleShot(0, window.show_settings)
+    if screenshot := os.environ.get(SCREENSHOT_ENV):
+        QTimer.singleShot(SCREENSHOT_AFTER_MS, lambda: _screenshot_and_quit(window, Path(screenshot)))
     return app.exec()
+
+
+def _screenshot_and_quit(window, path: Path) -> None:
+    saved = window.grab().save(str(path))
+    if not saved:
+        print(f"Glimpse could not save the screenshot to {path}.", file=sys.stderr)
+    window.close()
+    QApplication.exit(0 if saved else 1)
 
 
 if __name__ == "__main__":

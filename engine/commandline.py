@@ -7,7 +7,6 @@ document on stdout; progress and notices go to stderr.
 from __future__ import annotations
 
 import json
-import logging
 import sys
 from collections.abc import Callable
 from functools import wraps
@@ -37,8 +36,7 @@ def handles_errors(command: Callable) -> Callable:
         except click.ClickException:
             raise  # click reports its own usage errors (exit 2)
         except Exception as error:
-            # The last line of defence: a sentence on the terminal, the trace in the log.
-            logging.getLogger("engine").exception("glimpse %s failed", command.__name__)
+            # The last line of defence: a sentence on the terminal (the library logged the trace on closing).
             click.echo(f"glimpse: {explain(error)}", err=True)
             sys.exit(1)
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from engine.catalogue import Catalogue
-from engine.errors import LibraryError, UsageError
+from engine.errors import GlimpseError, LibraryError, UsageError
 from engine.lock import WriterLock
 from engine.models.presets import Preset
 from engine.paths import default_library, display, is_inside, to_bytes, to_path
@@ -102,7 +102,10 @@ class Library:
     def __enter__(self) -> Library:
         return self
 
-    def __exit__(self, *exc: object) -> None:
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None, trace: object) -> None:
+        if error is not None and not isinstance(error, GlimpseError | KeyboardInterrupt):
+            # The trace of an unexpected failure goes to the library's log while it is still attached.
+            log.error("unexpected failure", exc_info=(kind, error, trace))
         self.close()
 
     # folders ------------------------------------------------------------------------------------------

@@ -180,3 +180,22 @@ def test_date_range_type_and_folder_filter_search_and_similar(writer, tmp_path):
     assert names(writer.similar(folder / "2023.jpg", kind="video")) == {"clip.mp4"}
     with pytest.raises(UsageError):
         writer.search("anything", taken_from=dt.date(2025, 1, 1), taken_to=dt.date(2024, 1, 1))
+
+
+def test_an_unexpected_failure_is_one_line_on_the_terminal_and_its_trace_in_the_log(tmp_path, capsys):
+    from engine.commandline import handles_errors
+
+    @handles_errors
+    def command():
+        with Library.open(tmp_path / "library", writable=True):
+            raise ValueError("a bug")
+
+    with pytest.raises(SystemExit) as exited:
+        command()
+    assert exited.value.code == 1
+    err = capsys.readouterr().err
+    assert err.splitlines() == [
+        "glimpse: unexpected error (ValueError: a bug); details are in the library's log"
+    ]
+    logged = (tmp_path / "library" / "glimpse.log").read_text()
+    assert "Traceback" in logged and "ValueError: a bug" in logged

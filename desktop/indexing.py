@@ -10,7 +10,7 @@ from pathlib import Path
 from PySide6.QtCore import QObject, QTimer, Signal
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QProgressBar, QToolButton, QWidget
 
-from desktop.format import time_left
+from desktop.format import count, time_left
 from engine.jobs import IndexService, JobEvent
 from engine.results import IndexReport
 
@@ -152,7 +152,7 @@ def describe_report(report: IndexReport) -> str:
     parts = []
     added = report.images + report.videos
     if added:
-        parts.append(f"{added} files indexed")
+        parts.append(f"{count(added, 'file')} indexed")
     if report.moved:
         parts.append(f"{report.moved} moved")
     if report.removed:

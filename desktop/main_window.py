@@ -37,6 +37,7 @@ from PySide6.QtWidgets import (
 from desktop import system
 from desktop.detail_pane import DetailPane
 from desktop.folders_dialog import FoldersDialog, native_folder_picker
+from desktop.format import count
 from desktop.indexing import IndexingController, IndexingStatus, describe_report
 from desktop.results_model import ResultDelegate, ResultsModel
 from desktop.settings import AppSettings
@@ -499,7 +500,7 @@ class MainWindow(QMainWindow):
         elif not status.folders:
             text = "Your library is empty.\nChoose File → Folders… to add the folders that hold your photos and videos."
         else:
-            done = f"{status.images:,} photos and {status.videos:,} videos indexed"
+            done = f"{count(status.images, 'photo')} and {count(status.videos, 'video')} indexed"
             if self.indexing.state in ("indexing", "paused", "starting"):
                 done += " so far; more are on their way (see the status bar)"
             text = f"{done}.\nType what you remember: “a red circle left of a blue square”, “the dog on the beach”."

@@ -21,19 +21,37 @@ run: install
 	$(BIN)/glimpse
 
 test: install
-	$(BIN)/ruff check engine desktop tests
+	$(BIN)/ruff check engine desktop tests packaging
 	QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest -q
 
 lint: install
-	$(BIN)/ruff check engine desktop tests
-	$(BIN)/ruff format --check engine desktop tests
+	$(BIN)/ruff check engine desktop tests packaging
+	$(BIN)/ruff format --check engine desktop tests packaging
 
 format: install
-	$(BIN)/ruff format engine desktop tests
-	$(BIN)/ruff check --fix engine desktop tests
+	$(BIN)/ruff format engine desktop tests packaging
+	$(BIN)/ruff check --fix engine desktop tests packaging
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache .ruff_cache
+
+.PHONY: package package-test
+PACKAGE_STAMP := $(VENV)/.packaging
+VERSION = $(shell $(BIN)/python -c 'import importlib.metadata as m; print(m.version("glimpse"))')
+
+$(PACKAGE_STAMP): $(STAMP)
+	$(BIN)/pip install -q -e '.[dev,package]'
+	touch $(PACKAGE_STAMP)
+
+# The one-folder bundle dist/glimpse/ and dist/glimpse_<version>_amd64.deb (packaging/README.md).
+package: $(PACKAGE_STAMP)
+	$(BIN)/pyinstaller --noconfirm --log-level WARN --distpath dist --workpath build/pyinstaller packaging/glimpse.spec
+	VERSION=$(VERSION) packaging/build_deb.sh
+	@du -sh dist/glimpse dist/glimpse_$(VERSION)_amd64.deb
+
+# Builds both, then runs the frozen program from an empty environment and checks the package's contents.
+package-test: package
+	GLIMPSE_PACKAGE=dist/glimpse_$(VERSION)_amd64.deb $(BIN)/python -m pytest -q tests/packaging
 
 .PHONY: shapes-model shapes-eval
 # Train the shipped shapes models (CPU, about 30 min, seeded): resources/models/shapes-{fast,slow,fast-plain}.pt

@@ -7,10 +7,8 @@ import importlib
 import os
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Callable, Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import huggingface_hub.constants
@@ -34,6 +32,7 @@ from engine.models import (
     resolve_device,
 )
 from engine.models.presets import ARCHITECTURES, CHECKPOINT
+from tests.hub import HubServer, serve_hub
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -250,52 +249,10 @@ def test_hub_offline_mode_is_respected(
         download("vit-b-32")
 
 
-class LoopbackHub(BaseHTTPRequestHandler):
-    """Answers HEAD and GET on /{repo}/resolve/main/{file} with the headers hf_hub_download relies on."""
-
-    server: HubServer
-
-    def do_HEAD(self) -> None:
-        self.answer(with_body=False)
-
-    def do_GET(self) -> None:
-        self.answer(with_body=True)
-
-    def answer(self, with_body: bool) -> None:
-        content = self.server.files.get(self.path)
-        if content is None:
-            self.send_response(404)
-            self.send_header("X-Error-Code", "EntryNotFound")
-            self.send_header("Content-Length", "0")
-            self.end_headers()
-            return
-        self.send_response(200)
-        self.send_header("X-Repo-Commit", "0123456789abcdef0123456789abcdef01234567")
-        self.send_header("ETag", f'"{hashlib.sha256(content).hexdigest()}"')
-        self.send_header("Content-Length", str(len(content)))
-        self.end_headers()
-        if with_body:
-            self.server.downloads.append(self.path)
-            self.wfile.write(content)
-
-    def log_message(self, format: str, *args: object) -> None:
-        pass
-
-
-class HubServer(ThreadingHTTPServer):
-    files: dict[str, bytes]
-    downloads: list[str]
-
-
 @pytest.fixture
 def loopback_hub() -> Iterator[HubServer]:
-    server = HubServer(("127.0.0.1", 0), LoopbackHub)
-    server.files, server.downloads = {}, []
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield server
-    server.shutdown()
-    server.server_close()
+    with serve_hub() as server:
+        yield server
 
 
 def test_first_run_downloads_the_weights_into_the_cache_once(
@@ -321,7 +278,7 @@ def test_first_run_downloads_the_weights_into_the_cache_once(
     model = tiny_weights(published, seed=11)
     url_path = f"/{preset.hf_repo}/resolve/main/{preset.weights_file}"
     loopback_hub.files[url_path] = published.read_bytes()
-    cache = hub_env(f"http://127.0.0.1:{loopback_hub.server_address[1]}")
+    cache = hub_env(loopback_hub.endpoint)
     # hf_hub_download shows its bar only on a terminal; this is huggingface_hub's switch to show it anyway.
     monkeypatch.setenv("TQDM_POSITION", "-1")
 

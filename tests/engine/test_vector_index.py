@@ -38,7 +38,7 @@ def test_asking_for_every_frame_returns_every_frame_in_exact_order(tmp_path, cat
         index_file(catalogue, f"/{i}.mp4".encode(), model, frames=500, kind="video", seed=i * 1000)
     index = open_index(tmp_path, catalogue, model)
     query = unit(8, 10**6)
-    keys, scores = index.search(query, len(index))
+    keys, _ = index.search(query, len(index))
     assert len(keys) == len(set(keys.tolist())) == 3000
     every = np.stack([unit(8, i * 1000 + f) for i in range(6) for f in range(500)])
     exact = np.argsort(-(every @ query), kind="stable")[:20] + 1  # frame ids count from 1 in insertion order

@@ -17,6 +17,7 @@ import pytest
 from engine.jobs import IndexService
 from tests.e2e.conftest import Run
 from tests.factory import make_photo, make_video
+from tests.hub import serve_hub
 
 PACKAGE = Path(os.environ["GLIMPSE_PACKAGE"]).resolve() if "GLIMPSE_PACKAGE" in os.environ else None
 pytestmark = pytest.mark.skipif(PACKAGE is None, reason="run by `make package-test`, after `make package`")
@@ -67,6 +68,32 @@ def test_frozen_program_says_what_it_is_and_what_went_wrong(tmp_path):
     unknown = frozen("index", tmp_path, "--model", "no-such-model", "--library", tmp_path / "library")
     assert unknown.code != 0 and unknown.stderr.strip().splitlines() == [unknown.stderr.strip()]
     assert "no-such-model" in unknown.stderr
+
+
+def test_frozen_program_downloads_a_pretrained_preset_as_a_source_install_does(tmp_path):
+    import open_clip
+    import torch
+
+    from engine.models.presets import PRESETS
+
+    preset = PRESETS["vit-b-32"]
+    published = tmp_path / preset.weights_file
+    torch.save(
+        open_clip.create_model(preset.architecture).state_dict(), published
+    )  # real shapes, random values
+    media = tmp_path / "media"
+    make_photo(media / "photo.jpg")
+    with serve_hub() as hub:
+        url = f"/{preset.hf_repo}/resolve/main/{preset.weights_file}"
+        hub.files[url] = published.read_bytes()
+        env = {"HF_ENDPOINT": hub.endpoint, "HF_HOME": str(tmp_path / "hf")}
+        run = frozen(
+            "index", media, "--model", "vit-b-32", "--json", "--library", tmp_path / "library", env=env
+        )
+        assert run.code == 0, run.stderr
+        assert run.json()["images"] == 1 and hub.downloads == [url]
+        again = frozen("index", "--model", "vit-b-32", "--json", "--library", tmp_path / "library", env=env)
+        assert again.code == 0 and hub.downloads == [url]  # the cache serves it from now on
 
 
 def test_frozen_index_service_runs_as_the_app_starts_it(indexed, tmp_path, monkeypatch):

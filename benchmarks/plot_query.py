@@ -2,8 +2,8 @@
 
     .venv/bin/python benchmarks/plot_query.py OUT.png RESULT.json...
 
-Each RESULT.json is named query-<frames>.json and holds one bench document, or a list of them (runs);
-analyzed-<frames>.json beside them, if any, are runs after `ANALYZE` of the catalogue.
+Each RESULT.json is named query-<frames>.json and holds one bench document, or a list of them (runs, whose
+median is plotted).
 """
 
 import json
@@ -18,7 +18,8 @@ import matplotlib.pyplot as plt
 
 
 def main(out: str, files: list[str]) -> None:
-    sizes, series = [], {"ann_ms_p50": [], "brute_force_ms_p50": [], "end_to_end_ms_p50": []}
+    keys = ("end_to_end_ms_p50", "text_ms_p50", "brute_force_ms_p50", "ann_ms_p50")
+    sizes, series = [], {key: [] for key in keys}
     for file in sorted(files, key=lambda f: int(Path(f).stem.split("-")[1])):
         runs = json.loads(Path(file).read_text())
         runs = runs if isinstance(runs, list) else [runs]
@@ -27,22 +28,13 @@ def main(out: str, files: list[str]) -> None:
             values.append(statistics.median(run[key] for run in runs))
     figure, axes = plt.subplots(figsize=(6.4, 4.2))
     labels = {
-        "ann_ms_p50": "ANN (usearch HNSW, f16)",
+        "end_to_end_ms_p50": "end to end (text + ANN + catalogue + grouping)",
+        "text_ms_p50": "text encoding alone (fp32)",
         "brute_force_ms_p50": "brute force (float32 matrix product)",
-        "end_to_end_ms_p50": "end to end (text + ANN + catalogue + grouping), as committed",
+        "ann_ms_p50": "index top 10 (usearch f16: exact scan to 20,000 frames, HNSW above)",
     }
     for key, values in series.items():
         axes.plot(sizes, values, marker="o", label=labels[key])
-    # End to end once the catalogue has its query statistics (ANALYZE): analyzed-<frames>.json next to them.
-    analyzed = sorted(Path(files[0]).parent.glob("analyzed-*.json"), key=lambda f: int(f.stem.split("-")[1]))
-    if analyzed:
-        axes.plot(
-            [int(f.stem.split("-")[1]) for f in analyzed],
-            [json.loads(f.read_text())["end_to_end_ms_p50"] for f in analyzed],
-            marker="s",
-            linestyle="--",
-            label="end to end, catalogue ANALYZEd",
-        )
     axes.set_xscale("log")
     axes.set_yscale("log")
     axes.set_xlabel("library size (frames)")

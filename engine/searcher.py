@@ -71,9 +71,14 @@ class Searcher:
         if limit <= 0:
             return []
         count = max(limit * 8, 64)
+        hits: dict[int, FrameHit] = {}
+        looked_up: set[int] = set()
         while True:
             keys, scores = self.index.search(query, count)
-            hits = self.catalogue.frames(keys.tolist())
+            # A wider round starts with the narrower one's frames: look up only the new ones.
+            fresh = [key for key in keys.tolist() if key not in looked_up]
+            hits.update(self.catalogue.frames(fresh))
+            looked_up.update(fresh)
             by_media: dict[int, list[tuple[FrameHit, float]]] = {}
             for key, score in zip(keys.tolist(), scores.tolist(), strict=True):
                 hit = hits.get(key)

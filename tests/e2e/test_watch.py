@@ -5,21 +5,11 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import time
 from pathlib import Path
 
 from engine import Library
-from tests.e2e.conftest import GLIMPSE, glimpse
+from tests.e2e.conftest import GLIMPSE, glimpse, wait_for
 from tests.factory import make_photo
-
-
-def wait_for(condition, seconds: float = 60.0) -> bool:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.5)
-    return False
 
 
 def names(library: Path) -> set[str]:

@@ -33,7 +33,6 @@ if TYPE_CHECKING:
 TokenSource = Literal["cached", "recomputed"]
 
 
-
 @dataclass(frozen=True)
 class RerankTiming:
     """Medians over `queries` queries of one Slow re-ranking of `k` candidates."""

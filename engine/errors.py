@@ -42,5 +42,9 @@ def explain(error: BaseException) -> GlimpseError:
     if "disk is full" in text or "database or disk is full" in text:
         return LibraryError("the disk holding the library is full; free some space and run the command again")
     if "readonly database" in text or "unable to open database" in text:
-        return LibraryError("the library's catalogue cannot be written; choose another library with --library")
-    return GlimpseError(f"unexpected error ({type(error).__name__}: {error}); details are in the library's log")
+        return LibraryError(
+            "the library's catalogue cannot be written; choose another library with --library"
+        )
+    return GlimpseError(
+        f"unexpected error ({type(error).__name__}: {error}); details are in the library's log"
+    )

@@ -4,7 +4,11 @@ from desktop.format import clock, count, file_size, time_left
 
 
 def test_counts_read_as_a_person_writes_them():
-    assert [count(1, "photo"), count(0, "video"), count(2000, "file")] == ["1 photo", "0 videos", "2,000 files"]
+    assert [count(1, "photo"), count(0, "video"), count(2000, "file")] == [
+        "1 photo",
+        "0 videos",
+        "2,000 files",
+    ]
 
 
 def test_moments_sizes_and_estimates():

@@ -79,7 +79,7 @@ def _percentile(values: Sequence[float], q: float) -> float:
     type=click.Choice(["fp32", "auto", "int8"]),
     default="auto",
     show_default=True,
-    help="The Fast towers' precision (GLIMPSE_FAST_PRECISION); the library's default is fp32.",
+    help="The Fast towers' precision (GLIMPSE_FAST_PRECISION); the library's default is auto.",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document on stdout.")
 def index(

@@ -28,17 +28,14 @@ log = logging.getLogger(__name__)
 
 #: Overrides the Fast towers' precision: auto (int8 on a CPU when it agrees with fp32), fp32 or int8.
 PRECISION_ENV = "GLIMPSE_FAST_PRECISION"
-#: fp32 unless asked otherwise. Dynamic int8 scales each batch's activations by that batch's largest value, so
-#: a photo's vector depends slightly on which photos share its batch (cosine ~0.9998): an interrupted and
-#: resumed index would then not equal an uninterrupted one, and near-tied results could swap. Until the int8
-#: path is made independent of the batch, it is opt-in (`GLIMPSE_FAST_PRECISION=auto`), for its 1.45–1.83×.
-DEFAULT_PRECISION = "fp32"
+#: int8 on a CPU when its self-check on the first input agrees with fp32, else fp32: indexing then runs at about
+#: 1.5x the bare fp32 image tower's speed (docs/benchmarks.md, "Indexing"). The int8 layers quantise each token
+#: on its own scale (`_RowScaledInt8Linear`), so an image's vector does not depend on the other images of its
+#: batch: an interrupted and resumed index equals an uninterrupted one to float rounding, as in fp32.
+DEFAULT_PRECISION = "auto"
 #: The int8 image tower is used only if every image of the first batch embeds this close to fp32 (cosine).
 MIN_INT8_COSINE = 0.995
 
-#: Image batches this big or bigger run in int8: it is for indexing throughput, and its self-check wants a real
-#: batch to judge by; a few images (a "similar" search) stay exactly fp32.
-INT8_MIN_IMAGES = 8
 #: Up to this many texts are embedded on one thread (see `embed_texts`).
 SINGLE_THREAD_TEXTS = 4
 
@@ -179,8 +176,6 @@ class OpenClipFastEncoder:
             return np.zeros((0, self.dim), np.float32)
         with torch.inference_mode():
             batch = batch.to(self.device, non_blocking=True)
-            if len(batch) < INT8_MIN_IMAGES:
-                return _normalised(self._image_tower(batch))
             return self._image_int8.run(lambda: self._image_tower(batch), lambda int8: int8(batch))
 
     def embed_images(self, images: Sequence[Image.Image]) -> np.ndarray:
@@ -275,6 +270,8 @@ def quantized_tower(tower: torch.nn.Module) -> torch.nn.Module | None:
 
     torch leaves nn.MultiheadAttention's projections in fp32 (its input projection is a bare parameter), a
     third of a ViT's matrix work; each is rebuilt from two nn.Linear so that quantisation reaches them too.
+    Every nn.Linear then becomes a `_RowScaledInt8Linear`: int8 weights, each token's activations on its own
+    scale, so that no input's result depends on the others in its batch.
     """
     tower = copy.deepcopy(tower)
     for module in list(tower.modules()):
@@ -283,14 +280,58 @@ def quantized_tower(tower: torch.nn.Module) -> torch.nn.Module | None:
                 setattr(module, child_name, _LinearSelfAttention(child))
     try:
         with warnings.catch_warnings():
-            # torch.ao.quantization warns of its future move to torchao; it works, and is checked at run time.
+            # torch warns that quantised tensors will move to torchao; they work, and are checked at run time.
             warnings.simplefilter("ignore", (DeprecationWarning, UserWarning))
-            return torch.ao.quantization.quantize_dynamic(
-                tower, {torch.nn.Linear}, dtype=torch.qint8, inplace=True
-            )
-    except (AttributeError, RuntimeError) as error:  # a torch without quantised CPU kernels
-        log.info("no int8 image tower on this torch (%s): staying in fp32", error)
+            for module in list(tower.modules()):
+                for child_name, child in list(module.named_children()):
+                    # Exactly nn.Linear: a subclass such as nn.MultiheadAttention's own out_proj is read as a
+                    # weight by its owner, not called.
+                    if type(child) is torch.nn.Linear:
+                        setattr(module, child_name, _RowScaledInt8Linear(child))
+    except (AttributeError, RuntimeError, NotImplementedError) as error:  # a torch without int8 CPU kernels
+        log.info("no int8 tower on this torch (%s): staying in fp32", error)
         return None
+    return tower
+
+
+class _RowScaledInt8Linear(torch.nn.Module):
+    """nn.Linear in dynamic int8 whose activations are quantised row by row (per token), not per tensor.
+
+    torch's dynamic int8 kernel (`quantized::linear_dynamic`, fbgemm on x86) quantises its whole input on one
+    scale, from the input's smallest and largest values: every token's result then depends on every other
+    token of the batch, so an image's vector would depend on the other images it was embedded with. Here each
+    row is divided by its own largest magnitude first, and one extra row holding +1 and -1 fixes the range the
+    kernel sees to [-1, 1]: its one scale is then the same whatever the batch, so each row is quantised on a
+    scale of its own, and the product is multiplied back by the row's magnitude. Calling the kernel once per
+    image would also be independent of the batch, but indexed slower (docs/benchmarks.md).
+    """
+
+    def __init__(self, linear: torch.nn.Linear) -> None:
+        super().__init__()
+        weight = linear.weight.detach().float()
+        # One symmetric int8 scale per output channel: finer than one for the whole matrix, about as fast.
+        scales = (weight.abs().amax(dim=1).clamp_min(1e-12) / 127).double()
+        zero_points = torch.zeros(len(weight), dtype=torch.long)
+        quantized = torch.quantize_per_channel(weight, scales, zero_points, 0, torch.qint8)
+        self._packed = torch.ops.quantized.linear_prepack(quantized, None)
+        self.bias = None if linear.bias is None else linear.bias.detach().float().clone()
+        self.out_features = linear.out_features
+        self._range = torch.zeros(linear.in_features)
+        self._range[:2] = torch.tensor([1.0, -1.0])
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        rows = x.reshape(-1, x.shape[-1])
+        count = len(rows)
+        # Each row's largest magnitude (two reductions cost less than writing out abs(rows) first).
+        scale = torch.maximum(rows.amax(dim=1, keepdim=True), rows.amin(dim=1, keepdim=True).neg_())
+        scale.clamp_min_(1e-30)
+        scaled = rows.new_empty(count + 1, rows.shape[1])
+        torch.div(rows, scale, out=scaled[:count])
+        scaled[count] = self._range
+        # reduce_range: 7-bit activations, as torch's own dynamic Linear uses, so no x86 int16 sum saturates.
+        y = torch.ops.quantized.linear_dynamic(scaled, self._packed, reduce_range=True)[:count]
+        y = y.mul_(scale) if self.bias is None else torch.addcmul(self.bias, y, scale, out=y)
+        return y.view(*x.shape[:-1], self.out_features)
 
 
 def _is_plain_self_attention(attention: torch.nn.MultiheadAttention) -> bool:

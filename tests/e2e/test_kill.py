@@ -127,13 +127,17 @@ def test_random_kills_lose_nothing_and_match_a_clean_run(tmp_path):
     make_media(media, photos=30, videos=3)
 
     clean = tmp_path / "clean"
+    started = time.monotonic()
     assert glimpse("index", media, "--model", "tiny-test", library=clean).code == 0
+    lasted = time.monotonic() - started  # how long an uninterrupted run takes on this machine, now
     expected = snapshot(clean)
 
     killed = tmp_path / "killed"
     argv = [GLIMPSE, "index", media, "--model", "tiny-test", "--library", killed]
     # Kill anywhere from start-up (imports, model: a few seconds) to the end of the run.
-    moment = partial(random_moment, rng=random.Random(7), seconds=9.0, library=killed, progress_sql=VECTORS)
+    moment = partial(
+        random_moment, rng=random.Random(7), seconds=lasted, library=killed, progress_sql=VECTORS
+    )
     assert kill_repeatedly(argv, tries=8, moment=moment) >= 5
     final = glimpse("index", "--json", library=killed)
     assert final.code == 0, final.stderr
@@ -147,7 +151,9 @@ def test_random_kills_while_re_embedding_with_another_model_match_a_clean_run(tm
     make_media(media, photos=20, videos=2)
 
     clean = tmp_path / "clean"
+    started = time.monotonic()
     assert glimpse("index", media, "--model", "tiny-test", library=clean).code == 0
+    lasted = time.monotonic() - started  # re-embedding does the same work: kill within that time
     expected = snapshot(clean)
 
     killed = tmp_path / "killed"
@@ -164,7 +170,7 @@ def test_random_kills_while_re_embedding_with_another_model_match_a_clean_run(tm
 
     argv = [GLIMPSE, "index", "--model", "tiny-test", "--library", killed]
     moment = partial(
-        random_moment, rng=random.Random(3), seconds=9.0, library=killed, progress_sql=VECTORS_OF_TINY_TEST
+        random_moment, rng=random.Random(3), seconds=lasted, library=killed, progress_sql=VECTORS_OF_TINY_TEST
     )
     assert kill_repeatedly(argv, tries=10, moment=moment, after_kill=count_halfway) >= 5
     assert halfway >= 2

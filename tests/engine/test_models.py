@@ -31,6 +31,7 @@ from engine.models import (
     parse_model_spec,
     resolve_device,
 )
+from engine.models.openclip import PRECISION_ENV
 from engine.models.presets import ARCHITECTURES, CHECKPOINT
 from tests.hub import HubServer, serve_hub
 
@@ -196,7 +197,10 @@ def test_vit_b_32_at_random_builds_the_real_architecture() -> None:
 
 
 @pytest.mark.parametrize("suffix", [".bin", ".safetensors"])
-def test_a_local_weights_file_loads_into_the_preset_architecture(tmp_path: Path, suffix: str) -> None:
+def test_a_local_weights_file_loads_into_the_preset_architecture(
+    tmp_path: Path, suffix: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(PRECISION_ENV, "fp32")  # the weights are on trial here, compared exactly
     weights = tmp_path / f"trained{suffix}"
     model = tiny_weights(weights, seed=7)
 
@@ -281,6 +285,7 @@ def test_first_run_downloads_the_weights_into_the_cache_once(
     cache = hub_env(loopback_hub.endpoint)
     # hf_hub_download shows its bar only on a terminal; this is huggingface_hub's switch to show it anyway.
     monkeypatch.setenv("TQDM_POSITION", "-1")
+    monkeypatch.setenv(PRECISION_ENV, "fp32")  # the downloaded weights are compared exactly
 
     assert not is_available("tiny-hub")
     encoder = load_fast("tiny-hub")

@@ -31,7 +31,9 @@ class FastEncoder(Protocol):
 
     def embed_images(self, images: Sequence[Image.Image]) -> np.ndarray:
         """Embed decoded RGB images → (N, dim) float32, L2-normalised."""
-        ...
+        if not images:
+            return np.zeros((0, self.dim), np.float32)
+        return self.embed_prepared(torch.stack([self.prepare(image) for image in images]))
 
     def embed_texts(self, texts: Sequence[str]) -> np.ndarray:
         """Embed texts → (N, dim) float32, L2-normalised."""

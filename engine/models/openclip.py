@@ -22,6 +22,7 @@ from PIL import Image
 
 from engine.errors import ModelUnavailable
 from engine.models import hub
+from engine.models.base import FastEncoder
 from engine.models.presets import ARCHITECTURES, ModelSpec
 
 log = logging.getLogger(__name__)
@@ -115,7 +116,7 @@ def _initialise_left_out(model: torch.nn.Module) -> None:
             torch.nn.init.normal_(module.text_projection, std=module.width**-0.5)
 
 
-class OpenClipFastEncoder:
+class OpenClipFastEncoder(FastEncoder):
     """An open_clip dual encoder (CLIP) behind the FastEncoder protocol."""
 
     def __init__(
@@ -177,12 +178,6 @@ class OpenClipFastEncoder:
         with torch.inference_mode():
             batch = batch.to(self.device, non_blocking=True)
             return self._image_int8.run(lambda: self._image_tower(batch), lambda int8: int8(batch))
-
-    def embed_images(self, images: Sequence[Image.Image]) -> np.ndarray:
-        """Embed decoded RGB images → (N, dim) float32, L2-normalised."""
-        if not images:
-            return np.zeros((0, self.dim), np.float32)
-        return self.embed_prepared(torch.stack([self.prepare(image) for image in images]))
 
     def embed_texts(self, texts: Sequence[str]) -> np.ndarray:
         """Embed texts → (N, dim) float32, L2-normalised."""

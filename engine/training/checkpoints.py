@@ -20,6 +20,7 @@ from PIL import Image
 from torch import nn
 
 from engine.errors import UsageError
+from engine.models.base import FastEncoder
 from engine.training.fast_model import DualEncoder, FastConfig
 from engine.training.slow_model import CaptionScorer, SlowConfig
 from engine.training.visual_trunk import TrunkConfig, image_tensor
@@ -92,7 +93,7 @@ def read_checkpoint(path: Path, role: Role, device: str = "cpu") -> Checkpoint:
     return Checkpoint(role, model, vocabulary, dict(document["training"]), digest)
 
 
-class CheckpointFastEncoder:
+class CheckpointFastEncoder(FastEncoder):
     """A trained `DualEncoder` checkpoint behind the FastEncoder protocol."""
 
     def __init__(self, checkpoint: Checkpoint, device: str) -> None:
@@ -115,12 +116,6 @@ class CheckpointFastEncoder:
             return np.zeros((0, self.dim), np.float32)
         with torch.inference_mode():
             return self._model.encode_images(batch.to(self.device)).float().cpu().numpy()
-
-    def embed_images(self, images: Sequence[Image.Image]) -> np.ndarray:
-        """Embed decoded RGB images → (N, dim) float32, L2-normalised."""
-        if not images:
-            return np.zeros((0, self.dim), np.float32)
-        return self.embed_prepared(torch.stack([self.prepare(image) for image in images]))
 
     def embed_texts(self, texts: Sequence[str]) -> np.ndarray:
         """Embed texts → (N, dim) float32, L2-normalised."""

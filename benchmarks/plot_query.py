@@ -29,7 +29,7 @@ def main(out: str, files: list[str]) -> None:
     figure, axes = plt.subplots(figsize=(6.4, 4.2))
     labels = {
         "end_to_end_ms_p50": "end to end (text + ANN + catalogue + grouping)",
-        "text_ms_p50": "text encoding alone (fp32)",
+        "text_ms_p50": "text encoding alone (int8)",
         "brute_force_ms_p50": "brute force (float32 matrix product)",
         "ann_ms_p50": "index top 10 (usearch f16: exact scan to 20,000 frames, HNSW above)",
     }
@@ -39,7 +39,7 @@ def main(out: str, files: list[str]) -> None:
     axes.set_yscale("log")
     axes.set_xlabel("library size (frames)")
     axes.set_ylabel("median latency per query (ms)")
-    axes.set_title("Query latency, 2 shared CPU cores (loaded)")
+    axes.set_title("Query latency, 2 shared CPU cores")
     axes.grid(True, which="both", alpha=0.3)
     axes.legend(fontsize=8)
     figure.tight_layout()

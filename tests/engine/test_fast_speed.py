@@ -43,6 +43,7 @@ def test_trimmed_text_gives_the_padded_embedding() -> None:
 
 
 def test_attention_rebuilt_from_linear_layers_computes_the_same() -> None:
+    torch.manual_seed(0)
     attention = torch.nn.MultiheadAttention(64, 2, batch_first=True)
     rebuilt = openclip._LinearSelfAttention(attention)
     x = torch.randn(3, 5, 64)

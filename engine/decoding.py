@@ -200,7 +200,10 @@ def _serve(connection: Connection, settings: DecodeSettings) -> None:
             return
         if job is None:
             return
-        connection.send(("done", _decode(job, settings, connection)))
+        try:
+            connection.send(("done", _decode(job, settings, connection)))
+        except (BrokenPipeError, ConnectionResetError):
+            return  # the parent is gone (closed or killed): nobody wants this file any more
 
 
 def _decode(job: DecodeJob, settings: DecodeSettings, connection: Connection) -> FileSummary:
@@ -240,6 +243,8 @@ def _decode(job: DecodeJob, settings: DecodeSettings, connection: Connection) ->
                     summary.frames += 1
             if not summary.frames:
                 raise MediaError("no frame of this video could be decoded")
+    except (BrokenPipeError, ConnectionResetError):
+        raise  # a frame could not reach the parent: not the file's fault, see _serve
     except FileNotFoundError:
         summary.error = "the file vanished while it was being indexed"
     except PermissionError:

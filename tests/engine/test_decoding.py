@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+import multiprocessing
 import threading
 
 import pytest
 
-from engine.decoding import CRASH_MARKER_ENV, HANG_MARKER_ENV, DecodeJob, DecodePool, DecodeSettings
+from engine.decoding import (
+    CRASH_MARKER_ENV,
+    HANG_MARKER_ENV,
+    DecodeJob,
+    DecodePool,
+    DecodeSettings,
+    _Worker,
+)
 from tests.factory import make_photo, make_video
 
 
@@ -63,3 +71,14 @@ def test_a_file_changed_since_the_scan_is_not_trusted(pool, tmp_path):
     make_photo(photo, size=(100, 100), seed=5)
     summary = pool.decode(stale, lambda ts, px: True, threading.Event())
     assert "changed" in summary.error
+
+
+def test_a_worker_whose_parent_went_away_exits_quietly(tmp_path):
+    # When the app is closed or killed mid-file, the worker's next frame meets a broken pipe: it must end, not
+    # print a traceback into the user's terminal (an uncaught exception would also exit with code 1).
+    worker = _Worker(multiprocessing.get_context("spawn"), DecodeSettings(frame_interval_s=0.5))
+    worker.connection.send(job(make_video(tmp_path / "v.mp4", seconds=10), "video"))
+    assert worker.connection.recv()[0] == "frame"  # frames exceed the pipe's buffer: the next send waits
+    worker.connection.close()
+    worker.process.join(30)
+    assert worker.process.exitcode == 0

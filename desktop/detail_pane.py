@@ -203,6 +203,7 @@ class DetailPane(QWidget):
         is_video = has and item.result.kind == "video"
         for widget in (self.moment, self.segments, self.play_button):
             widget.setVisible(is_video)
+        self.form.setRowVisible(self.fields["Duration"], is_video)  # a photo has none
         if item is None:
             self.picture.set_source(QPixmap())
             return
@@ -216,7 +217,7 @@ class DetailPane(QWidget):
         dimensions = f"{details.width} × {details.height}" if details and details.width else "unknown"
         self.fields["Dimensions"].setText(dimensions)
         duration = details.duration_s if details else None
-        self.fields["Duration"].setText(clock(duration) if duration else "—")
+        self.fields["Duration"].setText(clock(duration) if duration else "unknown")
         self.fields["Fast score"].setText(f"{result.fast_score:.3f}")
         self.fields["Slow score"].setText(
             f"{result.slow_score:.3f}" if result.slow_score is not None else "not re-ranked"

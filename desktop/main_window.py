@@ -327,6 +327,7 @@ class MainWindow(QMainWindow):
     def _connect_indexing(self) -> None:
         self.indexing.progress.connect(self._indexing_progress)
         self.indexing.report.connect(self._indexed)
+        self.indexing.state_changed.connect(self._refresh_empty_state)
         self.indexing.folders_changed.connect(self._folders_changed)
         self.indexing.notice.connect(lambda text: self.statusBar().showMessage(text, 10_000))
         self.indexing.error.connect(self.show_error)
@@ -364,7 +365,11 @@ class MainWindow(QMainWindow):
 
     def _show_status(self, status: LibraryStatus) -> None:
         self.status_info = status
-        if self.last_request is None:
+        self._refresh_empty_state()
+
+    def _refresh_empty_state(self, *_) -> None:
+        # Until a search answers, the page shows the library's counts and whether more are coming.
+        if self.last_request is None or self._response is None:
             self._show_empty_state()
 
     def _model_ready(self, model: str) -> None:

@@ -133,10 +133,13 @@ def test_pause_resume_and_cancel_reach_the_indexer(make_window, tmp_path, qtbot)
     qtbot.waitUntil(lambda: window.indexing.state == "paused", timeout=30_000)
     assert window.indexing_status.pause_button.text() == "Resume"
     assert "paused" in window.indexing_status.label.text()
+    qtbot.waitUntil(lambda: "more are on their way" in window.empty.text(), timeout=10_000)
     window.indexing_status.pause_button.click()
     qtbot.waitUntil(lambda: window.indexing.state != "paused", timeout=30_000)
     window.indexing_status.cancel_button.click()
     qtbot.waitUntil(lambda: window.indexing.state in ("cancelled", "watching"), timeout=30_000)
+    # The empty page no longer promises more files (it follows the indexer's state, not only the counts).
+    qtbot.waitUntil(lambda: "on their way" not in window.empty.text(), timeout=10_000)
     assert "paused" in states and "indexing" in states
 
 

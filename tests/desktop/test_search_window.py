@@ -35,6 +35,8 @@ def test_search_shows_the_engines_top_result_first(make_window, indexed, qtbot) 
     shown = [window.model.items[row].result.path for row in range(window.model.rowCount())]
     assert shown[0] == expected[0].path
     assert window.detail.item is not None and window.detail.item.result.path == expected[0].path
+    duration_shown = window.detail.form.isRowVisible(window.detail.fields["Duration"])
+    assert duration_shown == (expected[0].kind == "video")
     assert "results for “a red landscape”" in window.summary.text()
 
 
@@ -73,6 +75,7 @@ def test_kind_filter_shows_only_videos_with_their_moment(make_window, indexed, q
     window.grid.setCurrentIndex(window.model.index(0))
     assert window.detail.moment.text().startswith("Best moment ")
     assert window.detail.segments.moment == response.items[0].result.timestamp
+    assert window.detail.form.isRowVisible(window.detail.fields["Duration"])
 
 
 def test_find_similar_searches_by_the_chosen_picture(make_window, indexed, qtbot) -> None:

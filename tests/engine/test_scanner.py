@@ -175,7 +175,9 @@ def test_fingerprint_follows_content_not_name(tmp_path: Path) -> None:
     body = os.urandom(300_000)
     original = touch(tmp_path / "a.jpg", body)
     moved = touch(tmp_path / "elsewhere" / "renamed.jpg", body)
-    retouched = touch(tmp_path / "b.jpg", body[:-1] + bytes([body[-1] ^ 0xFF]))  # the last byte always differs
+    retouched = touch(
+        tmp_path / "b.jpg", body[:-1] + bytes([body[-1] ^ 0xFF])
+    )  # the last byte always differs
     small = touch(tmp_path / "small.jpg", b"tiny")
 
     def fp(path: Path) -> str:

@@ -175,9 +175,8 @@ def test_fingerprint_follows_content_not_name(tmp_path: Path) -> None:
     body = os.urandom(300_000)
     original = touch(tmp_path / "a.jpg", body)
     moved = touch(tmp_path / "elsewhere" / "renamed.jpg", body)
-    retouched = touch(
-        tmp_path / "b.jpg", body[:-1] + bytes([body[-1] ^ 0xFF])
-    )  # the last byte always differs
+    last_byte_changed = body[:-1] + bytes([body[-1] ^ 0xFF])
+    retouched = touch(tmp_path / "b.jpg", last_byte_changed)
     small = touch(tmp_path / "small.jpg", b"tiny")
 
     def fp(path: Path) -> str:

@@ -56,16 +56,29 @@ class SlowScorer(Protocol):
 class TokenSlowScorer(SlowScorer, Protocol):
     """A SlowScorer whose per-image work, the visual tokens, can be done once and kept (see TokenCache).
 
-    `score(text, images)` equals `score_tokens(text, image_tokens(images))`.
+    `score(text, images)` equals `score_tokens(text, image_tokens(images))`, and `image_tokens(images)` equals
+    `image_tokens_prepared(stack of prepare(image))`: the reranker prepares pictures on the CPU while the
+    model works, and computes tokens only for the frames the cache misses.
     """
 
     #: Side of the square the image tower reads: decode pictures to at least this.
     image_size: int
 
+    def prepare(self, image: Image.Image) -> torch.Tensor:
+        """Turn a decoded RGB image into the image tower's input tensor (C, H, W); CPU only, thread-safe."""
+        ...
+
     def image_tokens(self, images: Sequence[Image.Image]) -> torch.Tensor:
         """Run the image tower → (N, tokens, width) visual tokens, on the scorer's device."""
         ...
 
+    def image_tokens_prepared(self, batch: torch.Tensor) -> torch.Tensor:
+        """Visual tokens of prepared images (N, C, H, W) → (N, tokens, width), on the scorer's device."""
+        ...
+
     def score_tokens(self, text: str, tokens: torch.Tensor) -> np.ndarray:
-        """log p(text | image) for each image given its visual tokens (N, tokens, width) → (N,) float32."""
+        """log p(text | image) for each image given its visual tokens (N, tokens, width) → (N,) float32.
+
+        `tokens` may be on any device and in any float type (a cache keeps them in float16).
+        """
         ...

@@ -8,9 +8,7 @@ from typing import Any
 import torch
 
 from engine.errors import UsageError
-from engine.models.base import FastEncoder, TokenSlowScorer
-from engine.models.coca import CocaSlowScorer
-from engine.models.openclip import OpenClipFastEncoder
+from engine.models.base import FastEncoder, SlowScorer
 from engine.models.presets import CHECKPOINT, Kind, ModelSpec, parse_model_spec
 
 #: Loaded models by (kind, vector-space key, device): a running app keeps its models in memory.
@@ -35,8 +33,10 @@ def load_fast(spec: str, device: str = "auto") -> FastEncoder:
     return _load(spec, "fast", device)
 
 
-def load_slow(spec: str, device: str = "auto") -> TokenSlowScorer:
+def load_slow(spec: str, device: str = "auto") -> SlowScorer:
     """The Slow scorer named by `spec` (e.g. coca-vit-b-32, coca-vit-b-32@random), loaded once per process.
+
+    Every scorer Glimpse ships is also a `TokenSlowScorer`, whose visual tokens the re-ranker caches.
 
     `presets.paired_slow` gives the Slow spec that goes with a Fast one.
     """
@@ -61,13 +61,20 @@ def _load(spec: str, kind: Kind, device: str) -> Any:
 
 def _build(model: ModelSpec, kind: Kind, device: str) -> Any:
     if model.preset.architecture == CHECKPOINT:
-        from engine.training.checkpoints import load_checkpoint_fast, load_checkpoint_slow
+        from engine.models.checkpoints import load_checkpoint_fast, load_checkpoint_slow
 
         assert model.path is not None
         loaded = (load_checkpoint_fast if kind == "fast" else load_checkpoint_slow)(model.path, device)
         loaded.key = model.key  # the spec's identity names the library's vector space
         return loaded
-    return (OpenClipFastEncoder if kind == "fast" else CocaSlowScorer).load(model, device)
+    # open_clip (and torchvision under it) load only for the presets that need them.
+    if kind == "fast":
+        from engine.models.openclip import OpenClipFastEncoder
+
+        return OpenClipFastEncoder.load(model, device)
+    from engine.models.coca import CocaSlowScorer
+
+    return CocaSlowScorer.load(model, device)
 
 
 def _parsed(spec: str, kind: Kind) -> ModelSpec:

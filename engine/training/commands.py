@@ -268,9 +268,9 @@ def evaluate_command(
         raise UsageError(f"--rerank takes comma-separated whole numbers, not {rerank!r}.") from error
     if model_spec is None and fast_name is None:
         raise UsageError("Name the models to evaluate: --model PRESET, or --fast CKPT (with --slow CKPT).")
+    from engine.models.checkpoints import load_checkpoint_fast, load_checkpoint_slow
     from engine.models.loader import load_fast, load_slow, resolve_device
     from engine.models.presets import paired_slow
-    from engine.training.checkpoints import load_checkpoint_fast, load_checkpoint_slow
     from engine.training.datasets import load_dataset
     from engine.training.evaluate import evaluate
 

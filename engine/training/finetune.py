@@ -22,7 +22,7 @@ from engine.errors import UsageError
 from engine.models.openclip import OpenClipModel, build
 from engine.models.presets import parse_model_spec
 from engine.training.datasets import Item, RetrievalSet, load_frames
-from engine.training.fast_model import info_nce
+from engine.training.losses import info_nce
 from engine.training.train import TrainOptions, TrainReport, optimise
 
 #: A sensible learning rate for fine-tuning pretrained weights (a from-scratch rate would wreck them).

@@ -31,12 +31,13 @@ from torch.nn import functional
 from tqdm import tqdm
 
 from engine.errors import UsageError
-from engine.training.checkpoints import load_checkpoint_fast, read_checkpoint, save_checkpoint
+from engine.models.caption_scorer import CaptionScorer, SlowConfig
+from engine.models.checkpoints import load_checkpoint_fast, read_checkpoint, save_checkpoint
+from engine.models.dual_encoder import DualEncoder, FastConfig
+from engine.models.visual_trunk import TrunkConfig, image_pixels, normalise
+from engine.models.vocabulary import Vocabulary
 from engine.training.datasets import RetrievalSet, load_frames
-from engine.training.fast_model import DualEncoder, FastConfig, info_nce
-from engine.training.slow_model import CaptionScorer, SlowConfig
-from engine.training.visual_trunk import TrunkConfig, image_pixels, normalise
-from engine.training.vocabulary import Vocabulary
+from engine.training.losses import caption_loss, info_nce
 
 #: Images per distillation group: the image itself and the hard candidates mined for it.
 GROUP = 4
@@ -218,8 +219,8 @@ def train_slow(dataset: RetrievalSet, out: Path, options: TrainOptions) -> Train
         captions = [c for i in images for c in data.captions_of_image[i]]
         image_of_row = torch.tensor([row for row, i in enumerate(images) for _ in data.captions_of_image[i]])
         tokens = data.batch_tokens(captions).to(options.device)
-        return model.caption_loss(
-            _images(data, images, options.device), tokens, image_of_row.to(options.device)
+        return caption_loss(
+            model, _images(data, images, options.device), tokens, image_of_row.to(options.device)
         )
 
     steps, first, last, seconds = optimise(model, step, options, "training slow")

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from engine.training.checkpoints import load_checkpoint_fast, load_checkpoint_slow
+from engine.models.checkpoints import load_checkpoint_fast, load_checkpoint_slow
 from engine.training.synth import write_synthetic_set
 from tests.e2e.conftest import glimpse
 

@@ -9,8 +9,8 @@ from pathlib import Path
 
 from PIL import Image
 
+from engine.models.vocabulary import words
 from engine.training.synth import INVERSE, Scene, captions_for, random_scene, twin_of, write_synthetic_set
-from engine.training.vocabulary import words
 
 
 def _files(root: Path) -> dict[str, bytes]:

@@ -9,13 +9,13 @@ import pytest
 from PIL import Image
 
 from engine.errors import UsageError
-from engine.training.checkpoints import load_checkpoint_fast, load_checkpoint_slow, save_checkpoint
+from engine.models.caption_scorer import CaptionScorer, SlowConfig
+from engine.models.checkpoints import load_checkpoint_fast, load_checkpoint_slow, save_checkpoint
+from engine.models.dual_encoder import DualEncoder, FastConfig
+from engine.models.visual_trunk import TrunkConfig
+from engine.models.vocabulary import Vocabulary
 from engine.training.datasets import load_dataset, load_frames
 from engine.training.evaluate import evaluate
-from engine.training.fast_model import DualEncoder, FastConfig
-from engine.training.slow_model import CaptionScorer, SlowConfig
-from engine.training.visual_trunk import TrunkConfig
-from engine.training.vocabulary import Vocabulary
 from tests.factory import make_video
 
 

@@ -1,4 +1,4 @@
-"""The Fast model: an image encoder and a text encoder into one space, trained with InfoNCE."""
+"""Glimpse's own Fast model: an image encoder and a text encoder into one space (trained by engine/training)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import torch
 from torch import nn
 from torch.nn import functional
 
-from engine.training.visual_trunk import TrunkConfig, VisualTrunk
+from engine.models.visual_trunk import TrunkConfig, VisualTrunk
 
 
 @dataclass(frozen=True)
@@ -78,10 +78,3 @@ class DualEncoder(nn.Module):
     def scale(self) -> torch.Tensor:
         """Inverse temperature of the similarity logits, capped at 100 as in CLIP."""
         return self.logit_scale.exp().clamp(max=100.0)
-
-
-def info_nce(image_vectors: torch.Tensor, text_vectors: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
-    """Symmetric InfoNCE: row i of each side matches row i of the other; every other row is a negative."""
-    logits = scale * text_vectors @ image_vectors.T
-    target = torch.arange(len(logits), device=logits.device)
-    return (functional.cross_entropy(logits, target) + functional.cross_entropy(logits.T, target)) / 2

@@ -1,4 +1,4 @@
-"""Self-describing checkpoints of the trained models, and loading them behind FastEncoder / SlowScorer.
+"""Self-describing checkpoints of Glimpse's own models, and loading them behind FastEncoder / TokenSlowScorer.
 
 A checkpoint is one `torch.save` file holding plain data only (it loads with `weights_only=True`):
 `format`, `role` ("fast" or "slow"), `config` (the model's dataclass as a dict), `vocabulary` (the word list),
@@ -21,10 +21,10 @@ from torch import nn
 
 from engine.errors import UsageError
 from engine.models.base import FastEncoder
-from engine.training.fast_model import DualEncoder, FastConfig
-from engine.training.slow_model import CaptionScorer, SlowConfig
-from engine.training.visual_trunk import TrunkConfig, image_tensor
-from engine.training.vocabulary import Vocabulary
+from engine.models.caption_scorer import CaptionScorer, SlowConfig
+from engine.models.dual_encoder import DualEncoder, FastConfig
+from engine.models.visual_trunk import TrunkConfig, image_tensor
+from engine.models.vocabulary import Vocabulary
 
 FORMAT = "glimpse-checkpoint-1"
 Role = Literal["fast", "slow"]
@@ -130,7 +130,7 @@ class CheckpointFastEncoder(FastEncoder):
 
 
 class CheckpointSlowScorer:
-    """A trained `CaptionScorer` checkpoint behind the SlowScorer protocol: log p(text | image)."""
+    """A trained `CaptionScorer` checkpoint behind the TokenSlowScorer protocol: log p(text | image)."""
 
     def __init__(self, checkpoint: Checkpoint, device: str) -> None:
         assert isinstance(checkpoint.model, CaptionScorer)
@@ -140,24 +140,41 @@ class CheckpointSlowScorer:
         self.device = device
         self.image_size = self._model.config.trunk.image_size
 
-    def score(self, text: str, images: Sequence[Image.Image]) -> np.ndarray:
-        """log p(text | image) for each image → (N,) float32; higher is better.
+    def prepare(self, image: Image.Image) -> torch.Tensor:
+        """Turn a decoded RGB image into the trunk's input tensor (C, H, W); CPU only, thread-safe."""
+        return image_tensor(image, self.image_size)
 
-        Each image's visual tokens are computed once, and the text is decoded against all candidates in one
-        batched pass (in chunks of SLOW_CHUNK images).
+    def image_tokens(self, images: Sequence[Image.Image]) -> torch.Tensor:
+        """Run the visual trunk → (N, tokens, width) visual tokens, on the scorer's device."""
+        return self.image_tokens_prepared(torch.stack([self.prepare(image) for image in images]))
+
+    def image_tokens_prepared(self, batch: torch.Tensor) -> torch.Tensor:
+        """Visual tokens of prepared images (N, C, H, W) → (N, tokens, width), in chunks of SLOW_CHUNK."""
+        with torch.inference_mode():
+            return torch.cat(
+                [self._model.encode_images(chunk.to(self.device)) for chunk in batch.split(SLOW_CHUNK)]
+            )
+
+    def score_tokens(self, text: str, tokens: torch.Tensor) -> np.ndarray:
+        """log p(text | image) for each image given its visual tokens → (N,) float32.
+
+        The text is decoded against all candidates in one batched pass (in chunks of SLOW_CHUNK images).
         """
+        if len(tokens) == 0:
+            return np.zeros(0, np.float32)
+        ids = self._vocabulary.encode([text]).to(self.device)
+        with torch.inference_mode():
+            scores = [
+                self._model.score_candidates(chunk.to(self.device, torch.float32), ids).float().cpu()
+                for chunk in tokens.split(SLOW_CHUNK)
+            ]
+        return torch.cat(scores).numpy()
+
+    def score(self, text: str, images: Sequence[Image.Image]) -> np.ndarray:
+        """log p(text | image) for each image → (N,) float32; higher is better."""
         if not images:
             return np.zeros(0, np.float32)
-        tokens = self._vocabulary.encode([text]).to(self.device)
-        scores = []
-        with torch.inference_mode():
-            for start in range(0, len(images), SLOW_CHUNK):
-                chunk = torch.stack(
-                    [image_tensor(i, self.image_size) for i in images[start : start + SLOW_CHUNK]]
-                )
-                visual = self._model.encode_images(chunk.to(self.device))
-                scores.append(self._model.score_candidates(visual, tokens).float().cpu())
-        return torch.cat(scores).numpy()
+        return self.score_tokens(text, self.image_tokens(images))
 
     def __repr__(self) -> str:
         return f"CheckpointSlowScorer(key={self.key!r}, device={self.device!r})"

@@ -16,7 +16,7 @@ import torch
 from torch import nn
 from torch.nn import functional
 
-from engine.training.visual_trunk import TrunkConfig, VisualTrunk
+from engine.models.visual_trunk import TrunkConfig, VisualTrunk
 
 
 @dataclass(frozen=True)
@@ -82,20 +82,6 @@ class CaptionScorer(nn.Module):
         picked = log_probs.gather(-1, targets.unsqueeze(-1)).squeeze(-1)
         return (picked * (targets != 0)).sum(dim=1)
 
-    def caption_loss(
-        self, images: torch.Tensor, tokens: torch.Tensor, image_of_row: torch.Tensor
-    ) -> torch.Tensor:
-        """Mean cross-entropy per target token: the captioning loss the Slow model is trained with.
-
-        Row r of `tokens` captions image `image_of_row[r]`: an image with several captions is encoded once.
-        """
-        logits = self.next_token_logits(self.encode_images(images)[image_of_row], tokens)
-        return functional.cross_entropy(logits.flatten(0, 1), tokens[:, 1:].flatten(), ignore_index=0)
-
     def score_candidates(self, visual: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
         """One text (1, L) against K candidates' visual tokens (K, T, width) → (K,), in one batched pass."""
         return self.log_likelihood(visual, tokens.expand(visual.shape[0], -1))
-
-    def score_matrix(self, visual: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
-        """Every text (B, L) against every image (N, T, width) → (B, N) log-likelihoods."""
-        return torch.stack([self.score_candidates(visual, row.unsqueeze(0)) for row in tokens])

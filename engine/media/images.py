@@ -11,6 +11,7 @@ import pillow_heif
 from PIL import Image, ImageOps
 
 from engine.errors import MediaError
+from engine.media.location import Coordinates, location_from_exif
 from engine.media.scanner import unreadable
 
 MAX_PIXELS = 200_000_000
@@ -32,6 +33,8 @@ _ORIENTATION = 274
 _ROTATED_ORIENTATIONS = {5, 6, 7, 8}  # those that swap width and height
 _EXIF_DATE = re.compile(r"\s*(\d{4})[:-](\d{2})[:-](\d{2})[ T](\d{2}):(\d{2}):(\d{2})")
 _ALPHA_MODES = {"RGBA", "RGBa", "LA", "La", "PA"}
+# No photograph is older than the first one (Niépce, 1826 or 1827); a clock set past next year is wrong.
+FIRST_PHOTOGRAPH_YEAR = 1826
 
 
 @dataclass
@@ -39,13 +42,15 @@ class DecodedImage:
     """A photo ready for the models: `image` is RGB and upright, its shorter side about `min_side`.
 
     `width` and `height` are the photo's full size as a viewer shows it (after EXIF orientation), not the
-    size of `image`; `taken_at` is the camera's local capture time from EXIF, None when absent or garbled.
+    size of `image`; `taken_at` is the camera's local capture time from EXIF, None when absent, garbled or
+    impossible; `location` is where it was taken (EXIF GPS), None when absent or malformed.
     """
 
     image: Image.Image
     width: int
     height: int
     taken_at: datetime | None
+    location: Coordinates | None = None
 
 
 def decode_image(path: bytes, min_side: int = 448) -> DecodedImage:
@@ -68,6 +73,7 @@ def decode_image(path: bytes, min_side: int = 448) -> DecodedImage:
             if exif.get(_ORIENTATION) in _ROTATED_ORIENTATIONS:
                 full_width, full_height = full_height, full_width
             taken_at = _exif_datetime(exif)
+            location = location_from_exif(exif)
             ImageOps.exif_transpose(img, in_place=True)
             image = _shrink(_to_rgb(img), min_side)
     except MediaError:
@@ -84,7 +90,9 @@ def decode_image(path: bytes, min_side: int = 448) -> DecodedImage:
         raise MediaError("image too large: not enough memory to decode it") from None
     except Exception as e:  # a hostile file can make PIL's plugins raise almost anything
         raise MediaError(f"not a readable image: {_describe(e)}") from None
-    return DecodedImage(image=image, width=full_width, height=full_height, taken_at=taken_at)
+    return DecodedImage(
+        image=image, width=full_width, height=full_height, taken_at=taken_at, location=location
+    )
 
 
 def _is_empty(path: bytes) -> bool:
@@ -92,6 +100,15 @@ def _is_empty(path: bytes) -> bool:
         return os.stat(path).st_size == 0
     except OSError:
         return False
+
+
+def plausible_capture_time(moment: datetime) -> bool:
+    """Whether a photo or video can have been taken at `moment`: after the first photograph, before next year's end.
+
+    A camera whose clock was never set, or a file written by broken software, says year 1, 1904, 2999;
+    such a date is unknown rather than a match for a date query.
+    """
+    return FIRST_PHOTOGRAPH_YEAR <= moment.year <= datetime.now().year + 1
 
 
 def _exif_datetime(exif: Image.Exif) -> datetime | None:
@@ -102,9 +119,13 @@ def _exif_datetime(exif: Image.Exif) -> datetime | None:
         match = _EXIF_DATE.match(value) if isinstance(value, str) else None
         if match:
             try:
-                return datetime(*(int(part) for part in match.groups()))
-            except ValueError:  # "0000:00:00 00:00:00" is what cameras write when their clock is unset
+                moment = datetime(*(int(part) for part in match.groups()))
+            except (
+                ValueError
+            ):  # month 13, hour 25, or "0000:00:00 00:00:00" from a camera whose clock is unset
                 continue
+            if plausible_capture_time(moment):
+                return moment
     return None
 
 

@@ -31,6 +31,8 @@ from av.video.reformatter import VideoReformatter
 from PIL import Image
 
 from engine.errors import MediaError
+from engine.media.images import plausible_capture_time
+from engine.media.location import Coordinates, location_from_container
 from engine.media.scanner import unreadable
 
 log = logging.getLogger(__name__)
@@ -62,13 +64,15 @@ class VideoInfo:
 
     `taken_at` is local wall-clock time (naive), like a photo's EXIF time: the recording's own local time
     where the file says it (Apple's creationdate), else the container's UTC creation_time in this computer's
-    time zone; None when absent.
+    time zone; None when absent or impossible. `location` is where it was recorded (the container's ISO 6709
+    tag, the container's or a stream's), None when absent or malformed.
     """
 
     duration_ms: int
     width: int
     height: int
     taken_at: datetime | None
+    location: Coordinates | None = None
 
 
 @dataclass
@@ -130,6 +134,7 @@ class SampledVideo:
             width=self._sampling.display_size[0],
             height=self._sampling.display_size[1],
             taken_at=_taken_at(self._container.metadata) or _taken_at(stream.metadata),
+            location=location_from_container(self._container),
         )
 
     def frames(self) -> Iterator[VideoFrame]:
@@ -364,7 +369,8 @@ def _taken_at(metadata: dict[str, str]) -> datetime | None:
         except (KeyError, ValueError):
             continue
         # A zero date is what a writer leaves when it knows none: 1904 and 1970 are the MP4 and Unix epochs.
-        if moment.year <= 1970:
+        # Checked before the time zone conversion, which overflows at year 1 or 9999.
+        if moment.year <= 1970 or not plausible_capture_time(moment):
             continue
         if moment.tzinfo is None or key != "creation_time":
             return moment.replace(tzinfo=None)

@@ -13,7 +13,14 @@ from PIL import Image
 
 from engine.errors import MediaError
 from engine.media.images import MAX_PIXELS, decode_image
-from tests.factory import PHOTO_FORMATS, SUN_COLOR, make_hostile_files, make_photo, png_claiming
+from tests.factory import (
+    PHOTO_FORMATS,
+    SUN_COLOR,
+    make_bad_metadata_files,
+    make_hostile_files,
+    make_photo,
+    png_claiming,
+)
 
 TAKEN = datetime(2019, 7, 14, 16, 30, 5)
 
@@ -106,6 +113,52 @@ def test_capture_date_falls_back_to_date_time_and_survives_garbage(
     Image.new("RGB", (64, 48), "gray").save(path, exif=exif)
 
     assert decode(path).taken_at == expected
+
+
+@pytest.mark.parametrize(
+    ("stamp", "expected"),
+    [
+        ("2999:07:14 16:30:05", None),
+        (f"{datetime.now().year + 2}:01:01 00:00:00", None),  # later than next year
+        (f"{datetime.now().year + 1}:12:31 23:59:59", datetime(datetime.now().year + 1, 12, 31, 23, 59, 59)),
+        ("0001:01:01 00:00:00", None),
+        ("1825:12:31 23:59:59", None),  # before the first photograph
+        ("1826:01:01 00:00:00", datetime(1826, 1, 1)),
+        ("1901:05:06 07:08:09", datetime(1901, 5, 6, 7, 8, 9)),  # a scanned print keeps its date
+        ("2019:13:14 16:30:05", None),
+        ("2019:07:32 16:30:05", None),
+        ("2019:02:29 16:30:05", None),  # not a leap year
+        ("2019:07:14 25:30:05", None),
+        ("2019:07:14 16:61:05", None),
+    ],
+)
+def test_impossible_capture_dates_are_unknown(tmp_path: Path, stamp: str, expected: datetime | None) -> None:
+    exif = Image.Exif()
+    exif.get_ifd(0x8769)[36867] = stamp
+    path = tmp_path / "dated.jpg"
+    Image.new("RGB", (64, 48), "gray").save(path, exif=exif)
+
+    assert decode(path).taken_at == expected
+
+
+def test_an_impossible_shutter_time_falls_back_to_the_file_time(tmp_path: Path) -> None:
+    exif = Image.Exif()
+    exif.get_ifd(0x8769)[36867] = "2999:07:14 16:30:05"
+    exif[306] = "2019:07:14 16:30:05"
+    path = tmp_path / "dated.jpg"
+    Image.new("RGB", (64, 48), "gray").save(path, exif=exif)
+
+    assert decode(path).taken_at == TAKEN
+
+
+def test_every_photo_with_a_broken_date_decodes_with_no_date(tmp_path: Path) -> None:
+    files = make_bad_metadata_files(tmp_path)
+    dated = {name: path for name, path in files.items() if name.startswith("date_")}
+    assert len(dated) >= 8
+    for name, path in dated.items():
+        decoded = decode(path)
+        assert decoded.taken_at is None, name
+        assert decoded.location is not None, f"{name}: the rest of the EXIF must still be read"
 
 
 def test_no_exif_means_no_capture_date(tmp_path: Path) -> None:

@@ -13,7 +13,7 @@ from PIL import Image
 
 from engine.errors import MediaError
 from engine.media.video import FrameSampler, SampledVideo, VideoFrame
-from tests.factory import MARKER_COLOR, make_hostile_files, make_video
+from tests.factory import MARKER_COLOR, make_bad_metadata_files, make_hostile_files, make_video
 
 
 @pytest.fixture(scope="module")
@@ -144,6 +144,29 @@ def test_recording_time_is_read_from_the_container(videos: Path) -> None:
     # creation_time is UTC; Glimpse shows it in local time, like a photo's EXIF time.
     expected = datetime(2022, 8, 1, 9, 15, 0, tzinfo=UTC).astimezone()
     assert video.info.taken_at == expected.replace(tzinfo=None)
+
+
+def test_an_iphones_recording_time_keeps_its_own_time_zone(videos: Path) -> None:
+    path = make_video(
+        videos / "iphone.mov",
+        seconds=1,
+        fps=5,
+        metadata={"com.apple.quicktime.creationdate": "2019-07-14T10:30:00+0100"},
+    )
+
+    video, _ = sample(path)
+
+    assert video.info.taken_at == datetime(2019, 7, 14, 10, 30)
+
+
+def test_impossible_recording_times_are_unknown(tmp_path: Path) -> None:
+    files = make_bad_metadata_files(tmp_path)
+    dated = {name: path for name, path in files.items() if name.startswith("video_date_")}
+    assert len(dated) >= 4
+    for name, path in dated.items():
+        video, frames = sample(path)
+        assert video.info.taken_at is None, name
+        assert frames, name
 
 
 def test_a_one_frame_video_gives_that_frame(videos: Path) -> None:

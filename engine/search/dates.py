@@ -127,7 +127,7 @@ def find_dates(query: str, today: date, *, southern_hemisphere: bool = False) ->
     parser = _Parser(query, tokens, today, southern_hemisphere)
     found = parser.run()
     spans = [span for span, _ in found]
-    return DateMatch([r for _, r in found], spans, _remove(query, spans))
+    return DateMatch([r for _, r in found], spans, without_spans(query, spans))
 
 
 def preload() -> None:
@@ -824,18 +824,24 @@ def _parse_day(text: str, today: date, month_first: bool) -> date | None:
     return data.date_obj.date()
 
 
-# --- the query without its dates -----------------------------------------------------------------------------
+# --- what is left of the query -----------------------------------------------------------------------------
 
 
-def _remove(query: str, spans: list[tuple[int, int]]) -> str:
+def without_spans(query: str, spans: list[tuple[int, int]]) -> str:
+    """`query` without the given (start, end) spans, its spaces and stray commas tidied: what is left to see.
+
+    For the visual description once dates and places are found: the spans of both, in any order, may be
+    removed in one call.
+    """
     kept, position = [], 0
+    spans = sorted(spans)
     for start, end in spans:
         kept.append(query[position:start])
-        position = end
+        position = max(position, end)
     kept.append(query[position:])
     return _tidy(" ".join(kept))
 
 
 def _tidy(text: str) -> str:
     text = re.sub(r"\s+([,.;:!?])", r"\1", " ".join(text.split()))
-    return text.strip(" ,;:-–—")
+    return text.strip(" ,.;:-–—")

@@ -25,12 +25,12 @@ def main(folder: Path) -> None:
     if list(folder.glob("vectors-*")):
         sys.exit(f"{folder} still has its index: move vectors-* aside first")
     with Library.open(folder, writable=True) as library:
-        known = library.catalogue.find_model(MODEL)
-        if known is None:
+        space = library.catalogue.find_model(MODEL)
+        if space is None:
             sys.exit(f"{folder} has no {MODEL} vectors")
-        model_id, dim = known
+        model_id, dim = space.id, space.dim
         started = time.perf_counter()
-        index = library._vector_index(MODEL, dim, model_id)
+        index = library.vector_index(space)
         rebuilt = time.perf_counter()
         index.save(library.catalogue, model_id)
         saved = time.perf_counter()

@@ -23,7 +23,8 @@ from PySide6.QtWidgets import (
 )
 
 from desktop.format import clock, file_size, when
-from desktop.workers import ResultItem, ThumbnailLoader
+from desktop.workers import ThumbnailLoader
+from engine.results import SearchResult
 
 log = logging.getLogger(__name__)
 
@@ -115,7 +116,7 @@ class Picture(QLabel):
 
 
 class DetailPane(QWidget):
-    """Shows one ResultItem; its buttons ask the window to act on the file."""
+    """Shows one search result; its buttons ask the window to act on the file."""
 
     open_requested = Signal(Path)
     reveal_requested = Signal(Path)
@@ -125,7 +126,7 @@ class DetailPane(QWidget):
     def __init__(self, loader: ThumbnailLoader, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.loader = loader
-        self.item: ResultItem | None = None
+        self.item: SearchResult | None = None
         self._wanted_key = ""
         self._player = None
         self._video_widget = None
@@ -171,7 +172,7 @@ class DetailPane(QWidget):
             (self.copy_button, self.copy_requested),
             (self.similar_button, self.similar_requested),
         ):
-            button.clicked.connect(lambda _=False, s=signal: self.item and s.emit(self.item.result.path))
+            button.clicked.connect(lambda _=False, s=signal: self.item and s.emit(self.item.path))
             buttons.addWidget(button)
 
         layout = QVBoxLayout(self)
@@ -190,7 +191,7 @@ class DetailPane(QWidget):
         layout.addWidget(self.empty)
         self.show_item(None)
 
-    def show_item(self, item: ResultItem | None) -> None:
+    def show_item(self, item: SearchResult | None) -> None:
         self.stop()
         self.item = item
         has = item is not None
@@ -200,14 +201,14 @@ class DetailPane(QWidget):
         for row in range(self.form.rowCount()):
             self.form.setRowVisible(row, has)
         self.empty.setVisible(not has)
-        is_video = has and item.result.kind == "video"
+        is_video = has and item.kind == "video"
         for widget in (self.moment, self.segments, self.play_button):
             widget.setVisible(is_video)
         self.form.setRowVisible(self.fields["Duration"], is_video)  # a photo has none
         if item is None:
             self.picture.set_source(QPixmap())
             return
-        result, details = item.result, item.details
+        result, details = item, item.details
         self.title.setText(f"<b>{result.path.name}</b>")
         self.fields["Folder"].setText(str(result.path.parent))
         self.fields["Taken"].setText(when(details.taken_at) if details else "unknown")
@@ -251,11 +252,11 @@ class DetailPane(QWidget):
     def toggle_play(self) -> None:
         if self.playing:
             self.stop()
-        elif self.item is not None and self.item.result.kind == "video":
-            self.play_from(self.item.result.timestamp or 0.0)
+        elif self.item is not None and self.item.kind == "video":
+            self.play_from(self.item.timestamp or 0.0)
 
     def play_from(self, seconds: float) -> None:
-        if self.item is None or self.item.result.kind != "video":
+        if self.item is None or self.item.kind != "video":
             return
         classes = multimedia_classes()
         if classes is None:
@@ -277,7 +278,7 @@ class DetailPane(QWidget):
 
         self._start_ms = int(seconds * 1000)
         self.stack.setCurrentWidget(self._video_widget)
-        self._player.setSource(QUrl.fromLocalFile(str(self.item.result.path)))
+        self._player.setSource(QUrl.fromLocalFile(str(self.item.path)))
         self._player.setPosition(self._start_ms)
         self._player.play()
         self.play_button.setText("Stop")

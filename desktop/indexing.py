@@ -11,7 +11,27 @@ from PySide6.QtCore import QObject, QTimer, Signal
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QProgressBar, QToolButton, QWidget
 
 from desktop.format import count, time_left
-from engine.jobs import IndexService, JobEvent
+from engine.jobs import (
+    AddFolder,
+    Cancel,
+    Command,
+    Error,
+    Event,
+    ExcludeFolder,
+    Exited,
+    Finished,
+    FoldersChanged,
+    IndexNow,
+    IndexService,
+    Notice,
+    Pause,
+    Progress,
+    Ready,
+    RemoveFolder,
+    Resume,
+    SetFrameInterval,
+    StateChanged,
+)
 from engine.results import IndexReport
 
 log = logging.getLogger(__name__)
@@ -23,7 +43,7 @@ POLL_MS = 50
 class IndexingController(QObject):
     """Runs the index service for one library and relays what it says."""
 
-    progress = Signal(object)  # JobEvent of kind "progress"
+    progress = Signal(object)  # engine.jobs.Progress
     #: "off", "starting", "indexing", "paused", "watching", "idle", "cancelled" or "stopped"
     state_changed = Signal(str)
     report = Signal(object)  # IndexReport of a finished run
@@ -69,35 +89,35 @@ class IndexingController(QObject):
         self._set_state("stopped")
 
     def add_folder(self, folder: str) -> None:
-        self._send("add", folder=folder)
+        self.send(AddFolder(folder))
 
     def remove_folder(self, folder: str) -> None:
-        self._send("remove", folder=folder)
+        self.send(RemoveFolder(folder))
 
     def exclude_folder(self, folder: str) -> None:
-        self._send("exclude", folder=folder)
+        self.send(ExcludeFolder(folder))
 
     def set_frame_interval(self, seconds: float) -> None:
-        self._send("interval", seconds=seconds)
+        self.send(SetFrameInterval(seconds))
 
     def index_now(self) -> None:
-        self._send("index")
+        self.send(IndexNow())
 
     def pause(self) -> None:
-        self._send("pause")
+        self.send(Pause())
 
     def resume(self) -> None:
-        self._send("resume")
+        self.send(Resume())
 
     def cancel(self) -> None:
-        self._send("cancel")
+        self.send(Cancel())
 
-    def _send(self, command: str, **arguments) -> None:
+    def send(self, command: Command) -> None:
         if not self.running:
             self.error.emit("The indexer is not running: choose File → Restart indexing.")
             return
         assert self.service is not None
-        self.service.send(command, **arguments)
+        self.service.send(command)
 
     def _set_state(self, state: str) -> None:
         if state != self.state:
@@ -110,28 +130,29 @@ class IndexingController(QObject):
         for event in self.service.events():
             self._relay(event)
 
-    def _relay(self, event: JobEvent) -> None:
-        if event.kind == "progress":
-            self.progress.emit(event)
-        elif event.kind == "state":
-            self._set_state(event.state)
-        elif event.kind == "report" and event.report is not None:
-            self.report.emit(event.report)
-        elif event.kind == "folders":
-            self.folders_changed.emit(event.folders, event.excluded)
-        elif event.kind == "notice":
-            self.notice.emit(event.message)
-        elif event.kind == "error":
-            self._said_why = True
-            self.error.emit(event.message)
-        elif event.kind == "ready":
-            self.ready.emit()
-        elif event.kind == "exited":
-            self._timer.stop()
-            # A service that said why it stops (the library is locked, say) needs no second sentence.
-            if not self._stopping and event.code and not (event.code > 0 and self._said_why):
-                self.error.emit(_exit_sentence(event.code))
-            self._set_state("stopped")
+    def _relay(self, event: Event) -> None:
+        match event:
+            case Progress():
+                self.progress.emit(event)
+            case StateChanged(state):
+                self._set_state(state)
+            case Finished(report):
+                self.report.emit(report)
+            case FoldersChanged(folders, excluded):
+                self.folders_changed.emit(folders, excluded)
+            case Notice(message):
+                self.notice.emit(message)
+            case Error(message):
+                self._said_why = True
+                self.error.emit(message)
+            case Ready():
+                self.ready.emit()
+            case Exited(code):
+                self._timer.stop()
+                # A service that said why it stops (the library is locked, say) needs no second sentence.
+                if not self._stopping and code and not (code > 0 and self._said_why):
+                    self.error.emit(_exit_sentence(code))
+                self._set_state("stopped")
 
 
 def _exit_sentence(code: int) -> str:
@@ -198,7 +219,7 @@ class IndexingStatus(QWidget):
         else:
             self.controller.pause()
 
-    def show_progress(self, event: JobEvent) -> None:
+    def show_progress(self, event: Progress) -> None:
         self.failed = event.failed
         folder = Path(event.folder).name or event.folder
         if not event.total:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import time
 from pathlib import Path
 
@@ -43,15 +44,19 @@ from desktop.results_model import ResultDelegate, ResultsModel
 from desktop.settings import AppSettings
 from desktop.settings_dialog import SettingsDialog
 from desktop.welcome import WelcomeDialog
-from desktop.workers import LibraryThread, ResultItem, SearchRequest, SearchResponse, ThumbnailLoader
+from desktop.workers import LibraryThread, SearchResponse, ThumbnailLoader
 from engine import Library
-from engine.results import IndexReport, LibraryStatus
+from engine.paths import log_file, to_bytes
+from engine.results import FailedFile, IndexReport, LibraryStatus, SearchResult, SearchResults
+from engine.search import SearchRequest
 
 log = logging.getLogger(__name__)
 
 #: While indexing, the library's counts are re-read at most this often (seconds).
 STATUS_EVERY_S = 2.0
 PLACEHOLDER = "Describe what you are looking for: “a red kite on a beach”"
+#: Results asked of the engine per search (the grid is virtualised; the engine's cutoff hides the weak ones).
+RESULTS_LIMIT = 200
 #: Typing that pauses this long searches without Enter.
 DEBOUNCE_MS = 400
 TILE = QSize(184, 164)
@@ -148,10 +153,11 @@ class MainWindow(QMainWindow):
         self.library.worker.status_ready.connect(self._show_status)
         self.library.worker.failed.connect(self.show_error)
         self.library.worker.model_ready.connect(self._model_ready)
-        with Library.open(library_dir) as library:
-            cache = library.thumbnails(settings.thumbnail_cache_mb * 1_000_000)
-            self.watched = [str(f) for f in library.folders()]
-            self.excluded = [str(f) for f in library.excluded_folders()]
+        self.library.worker.failed_ready.connect(self._show_failed)
+        # The folders arrive with the library's status, read by the worker: the GUI thread never reads it.
+        self.watched: list[str] = []
+        self.excluded: list[str] = []
+        cache = Library.thumbnail_cache(library_dir, settings.thumbnail_cache_mb * 1_000_000)
         self.loader = ThumbnailLoader(cache, threads=2, parent=self)
         self.indexing = IndexingController(library_dir, self)
 
@@ -208,7 +214,8 @@ class MainWindow(QMainWindow):
         self.dates.toggled.connect(self.date_to.setEnabled)
         self.sort = QComboBox()
         self.sort.addItem("Best match first", "relevance")
-        self.sort.addItem("Newest first", "date")
+        self.sort.addItem("Newest first", "newest")
+        self.sort.addItem("Oldest first", "oldest")
         for combo in (self.kind_filter, self.folder_filter, self.sort):
             combo.currentIndexChanged.connect(self._filters_changed)
         self.dates.toggled.connect(self._filters_changed)
@@ -365,6 +372,10 @@ class MainWindow(QMainWindow):
 
     def _show_status(self, status: LibraryStatus) -> None:
         self.status_info = status
+        watched, excluded = [str(f) for f in status.folders], [str(f) for f in status.excluded]
+        if (watched, excluded) != (self.watched, self.excluded):
+            self.watched, self.excluded = watched, excluded
+            self._fill_folder_filter()
         self._refresh_empty_state()
 
     def _refresh_empty_state(self, *_) -> None:
@@ -397,14 +408,15 @@ class MainWindow(QMainWindow):
         folder = self.folder_filter.currentData()
         return SearchRequest(
             text=text,
-            similar_to=similar_to,
+            similar_to=to_bytes(similar_to) if similar_to is not None else None,
+            limit=RESULTS_LIMIT,
             kind=self.kind_filter.currentData(),
-            folder=Path(folder) if folder else None,
-            date_from=self.date_from.date().toPython() if self.dates.isChecked() else None,
-            date_to=self.date_to.date().toPython() if self.dates.isChecked() else None,
+            folder=to_bytes(folder) if folder else None,
+            taken_from=self.date_from.date().toPython() if self.dates.isChecked() else None,
+            taken_to=self.date_to.date().toPython() if self.dates.isChecked() else None,
+            # None: the engine's default depth for the device.
+            rerank=self.settings.rerank_k if self.settings.rerank else 0,
             sort=self.sort.currentData(),
-            rerank=self.settings.rerank,
-            rerank_k=self.settings.rerank_k,
         )
 
     def search(self) -> None:
@@ -425,7 +437,8 @@ class MainWindow(QMainWindow):
     def _filters_changed(self) -> None:
         if self.last_request is not None:
             request = self.last_request
-            self._run(self._request(request.text, request.similar_to))
+            similar = Path(os.fsdecode(request.similar_to)) if request.similar_to is not None else None
+            self._run(self._request(request.text, similar))
 
     def _run(self, request: SearchRequest, *, keep_selection: bool = False) -> None:
         self.last_request = request
@@ -444,15 +457,15 @@ class MainWindow(QMainWindow):
             self.searched.emit(response)
             return
         previous = self._current()
-        self.model.set_items(response.items)
-        self.center.setCurrentWidget(self.grid if response.items else self.empty)
+        self.model.set_items(response.results)
+        self.center.setCurrentWidget(self.grid if response.results.all else self.empty)
         self._response = response
         self._show_summary()
         self._update_more_button()
         row = 0
         if self._keep_selection and previous is not None:
-            paths = [i.result.path for i in self.model.items]
-            row = paths.index(previous.result.path) if previous.result.path in paths else 0
+            paths = [r.path for r in self.model.items]
+            row = paths.index(previous.path) if previous.path in paths else 0
         if self.model.items:
             index = self.model.index(row)
             self.grid.selectionModel().setCurrentIndex(
@@ -466,9 +479,11 @@ class MainWindow(QMainWindow):
         response = self._response
         request = response.request
         what = (
-            f"“{request.text}”" if request.similar_to is None else f"pictures like {request.similar_to.name}"
+            f"“{request.text}”"
+            if request.similar_to is None
+            else f"pictures like {os.path.basename(os.fsdecode(request.similar_to))}"
         )
-        if not response.items:
+        if not response.results.all:
             self.empty.setText(f"Nothing found for {what}.\nTry other words, or fewer filters.")
             self.summary.setText("")
         else:
@@ -491,7 +506,7 @@ class MainWindow(QMainWindow):
         self.search_field.setPlaceholderText(PLACEHOLDER)
         self.last_request = None
         self._pending_id = -1  # a search still running answers into nothing
-        self.model.set_items([])
+        self.model.set_items(SearchResults())
         self.detail.show_item(None)
         self.summary.setText("")
         self.more_button.setVisible(False)
@@ -514,13 +529,13 @@ class MainWindow(QMainWindow):
 
     # the chosen result ----------------------------------------------------------------------------------
 
-    def _current(self) -> ResultItem | None:
+    def _current(self) -> SearchResult | None:
         return self.model.item(self.grid.currentIndex())
 
     def _with_current(self, act) -> None:
-        item = self._current()
-        if item is not None:
-            act(item.result.path)
+        result = self._current()
+        if result is not None:
+            act(result.path)
 
     def _current_changed(self, current: QModelIndex, _previous: QModelIndex) -> None:
         self.detail.show_item(self.model.item(current))
@@ -537,20 +552,20 @@ class MainWindow(QMainWindow):
 
     def preview(self) -> None:
         """Space: play a video from its moment in the detail pane; show a photo large."""
-        item = self._current()
-        if item is None:
+        result = self._current()
+        if result is None:
             return
-        if item.result.kind == "video":
+        if result.kind == "video":
             self.detail.toggle_play()
         else:
             from desktop.preview import PhotoPreview
 
-            self.photo_preview = PhotoPreview(item.result.path, self.loader, self)
+            self.photo_preview = PhotoPreview(result.path, self.loader, self)
             self.photo_preview.open()
 
-    def _open(self, item: ResultItem | None) -> None:
-        if item is not None:
-            self._open_path(item.result.path)
+    def _open(self, result: SearchResult | None) -> None:
+        if result is not None:
+            self._open_path(result.path)
 
     def _open_path(self, path: Path) -> None:
         if not system.open_file(path):
@@ -593,13 +608,15 @@ class MainWindow(QMainWindow):
             self.indexing.add_folder(folder)
 
     def show_log(self) -> None:
-        log_file = self.library_dir / "glimpse.log"
-        if not log_file.exists() or not QDesktopServices.openUrl(QUrl.fromLocalFile(str(log_file))):
-            QMessageBox.information(self, "Log file", f"The log file is {log_file}")
+        path = log_file(self.library_dir)
+        if not path.exists() or not QDesktopServices.openUrl(QUrl.fromLocalFile(str(path))):
+            QMessageBox.information(self, "Log file", f"The log file is {path}")
 
     def show_failed(self) -> None:
-        with Library.open(self.library_dir) as library:
-            failed = library.failed_files(limit=200)
+        """Help → Files that could not be read…: the worker reads them, `_show_failed` shows them."""
+        self.library.failed_files()
+
+    def _show_failed(self, failed: list[FailedFile]) -> None:
         if not failed:
             QMessageBox.information(self, "Files that could not be read", "Every file was read.")
             return

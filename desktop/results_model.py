@@ -1,14 +1,14 @@
-"""The results grid's model: a virtualised list of `ResultItem`s whose thumbnails load on demand.
+"""The results grid's model: a virtualised list of the engine's `SearchResult`s whose thumbnails load on demand.
 
 The view asks `data()` only for the rows on screen; a row without its thumbnail yet shows a placeholder and
 asks the loader for it once, so a search with tens of thousands of results costs nothing for the rows not
-seen. Thumbnails are kept in a bounded in-memory cache (LRU) on top of the engine's cache on disk.
+seen. Thumbnails are kept in a bounded in-memory cache (LRU) on top of the engine's cache on disk. The results
+past the engine's relevance cutoff are held back until the person asks for them (`show_all`).
 """
 
 from __future__ import annotations
 
 from collections import OrderedDict
-from pathlib import Path
 
 from PySide6.QtCore import (
     QAbstractListModel,
@@ -24,32 +24,13 @@ from PySide6.QtGui import QColor, QFont, QImage, QPainter, QPainterPath, QPixmap
 from PySide6.QtWidgets import QStyle, QStyledItemDelegate, QStyleOptionViewItem
 
 from desktop.format import clock
-from desktop.workers import ResultItem, ThumbnailLoader
+from desktop.workers import ThumbnailLoader
+from engine.results import SearchResult, SearchResults
 
 ItemRole = Qt.ItemDataRole.UserRole + 1
 THUMB_SIDE = 200  # thumbnail height asked of the engine (pixels); the grid shows them at about 160
 #: Pixmaps kept in memory; the disk cache behind them holds many more.
 MEMORY_THUMBNAILS = 600
-#: A result whose Fast score is this far below the best one is hidden until the person asks for more.
-RELEVANCE_GAP = 0.1
-#: The fewest results shown before the relevance cutoff applies.
-MIN_SHOWN = 8
-
-
-def visible_count(items: list[ResultItem]) -> int:
-    """How many of the best-first `items` clear the relevance cutoff.
-
-    Re-ranked results keep the Slow model's shortlist (those with a slow score); otherwise a result must score
-    within RELEVANCE_GAP of the best Fast score.
-    """
-    if not items:
-        return 0
-    if any(i.result.slow_score is not None for i in items):
-        shown = sum(1 for i in items if i.result.slow_score is not None)
-    else:
-        best = max(i.result.fast_score for i in items)
-        shown = sum(1 for i in items if i.result.fast_score >= best - RELEVANCE_GAP)
-    return min(len(items), max(shown, MIN_SHOWN))
 
 
 class ResultsModel(QAbstractListModel):
@@ -58,8 +39,8 @@ class ResultsModel(QAbstractListModel):
     def __init__(self, loader: ThumbnailLoader, parent=None) -> None:
         super().__init__(parent)
         self.loader = loader
-        self.all_items: list[ResultItem] = []
-        self.items: list[ResultItem] = []
+        self.results = SearchResults()
+        self.items: list[SearchResult] = []
         self._pixmaps: OrderedDict[str, QPixmap] = OrderedDict()
         self._rows_waiting: dict[str, list[int]] = {}
         self._failed: set[str] = set()
@@ -67,35 +48,27 @@ class ResultsModel(QAbstractListModel):
 
     # contents -------------------------------------------------------------------------------------------
 
-    def set_items(self, items: list[ResultItem], *, show_all: bool = False) -> None:
+    def set_items(self, results: SearchResults, *, show_all: bool = False) -> None:
         self.beginResetModel()
         self.loader.clear_queue()
         self._rows_waiting.clear()
-        self.all_items = items
-        self.items = items if show_all else items[: visible_count(items)]
+        self.results = results
+        self.items = results.all if show_all else list(results.shown)
         self.endResetModel()
 
     @property
     def hidden(self) -> int:
-        """Results under the relevance cutoff, not shown."""
-        return len(self.all_items) - len(self.items)
+        """Results past the relevance cutoff, not shown yet."""
+        return len(self.results.all) - len(self.items)
 
     def show_all(self) -> None:
         if self.hidden:
             first = len(self.items)
-            self.beginInsertRows(QModelIndex(), first, len(self.all_items) - 1)
-            self.items = list(self.all_items)
+            self.beginInsertRows(QModelIndex(), first, len(self.results.all) - 1)
+            self.items = self.results.all
             self.endInsertRows()
 
-    def remove_path(self, path: Path) -> None:
-        """Drop a file that left the library (deleted on disk, its folder removed)."""
-        for row in [r for r, item in enumerate(self.items) if item.result.path == path][::-1]:
-            self.beginRemoveRows(QModelIndex(), row, row)
-            del self.items[row]
-            self.endRemoveRows()
-        self.all_items = [i for i in self.all_items if i.result.path != path]
-
-    def item(self, index: QModelIndex) -> ResultItem | None:
+    def item(self, index: QModelIndex) -> SearchResult | None:
         if not index.isValid() or not 0 <= index.row() < len(self.items):
             return None
         return self.items[index.row()]
@@ -108,17 +81,16 @@ class ResultsModel(QAbstractListModel):
     def data(self, index: QModelIndex | QPersistentModelIndex, role: int = Qt.ItemDataRole.DisplayRole):
         if not index.isValid() or not 0 <= index.row() < len(self.items):
             return None
-        item = self.items[index.row()]
-        result = item.result
+        result = self.items[index.row()]
         if role == Qt.ItemDataRole.DisplayRole:
             return result.path.name
         if role == Qt.ItemDataRole.ToolTipRole:
             moment = f" at {clock(result.timestamp)}" if result.timestamp is not None else ""
             return f"{result.path}{moment}"
         if role == Qt.ItemDataRole.DecorationRole:
-            return self._thumbnail(index.row(), item)
+            return self._thumbnail(index.row(), result)
         if role == ItemRole:
-            return item
+            return result
         return None
 
     def flags(self, index: QModelIndex | QPersistentModelIndex) -> Qt.ItemFlag:
@@ -131,7 +103,7 @@ class ResultsModel(QAbstractListModel):
     def mimeData(self, indexes) -> QMimeData:
         """Dragging results to another application hands it the files."""
         mime = QMimeData()
-        urls = [QUrl.fromLocalFile(str(self.items[i.row()].result.path)) for i in indexes if i.isValid()]
+        urls = [QUrl.fromLocalFile(str(self.items[i.row()].path)) for i in indexes if i.isValid()]
         mime.setUrls(urls)
         mime.setText("\n".join(u.toLocalFile() for u in urls))
         return mime
@@ -141,8 +113,7 @@ class ResultsModel(QAbstractListModel):
 
     # thumbnails -----------------------------------------------------------------------------------------
 
-    def _thumbnail(self, row: int, item: ResultItem) -> QPixmap | None:
-        result = item.result
+    def _thumbnail(self, row: int, result: SearchResult) -> QPixmap | None:
         key = ThumbnailLoader.key(result.path, result.timestamp, THUMB_SIDE)
         pixmap = self._pixmaps.get(key)
         if pixmap is not None:
@@ -177,8 +148,8 @@ class ResultDelegate(QStyledItemDelegate):
         return self.tile
 
     def paint(self, painter: QPainter, option: QStyleOptionViewItem, index: QModelIndex) -> None:
-        item: ResultItem | None = index.data(ItemRole)
-        if item is None:
+        result: SearchResult | None = index.data(ItemRole)
+        if result is None:
             return
         painter.save()
         painter.setRenderHint(QPainter.RenderHint.Antialiasing)
@@ -206,7 +177,6 @@ class ResultDelegate(QStyledItemDelegate):
             painter.setClipPath(clip)
             painter.drawPixmap(picture_area, scaled, source)
             painter.setClipping(False)
-        result = item.result
         if result.kind == "video":
             label = f"▶ {clock(result.timestamp or 0)}"
             font = QFont(option.font)

@@ -12,7 +12,6 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass, field
-from datetime import date, datetime
 from pathlib import Path
 
 from PySide6.QtCore import QObject, QRunnable, QThread, QThreadPool, Signal, Slot
@@ -20,72 +19,24 @@ from PySide6.QtGui import QImage
 
 from engine import Library
 from engine.errors import GlimpseError
-from engine.results import MediaDetails, SearchResult
+from engine.results import SearchResults
+from engine.search import SearchRequest
 
 log = logging.getLogger(__name__)
 
-
-@dataclass
-class SearchRequest:
-    """What the person asked for: words (or a file to find similar ones to) and the filters."""
-
-    text: str = ""
-    similar_to: Path | None = None
-    limit: int = 200
-    kind: str | None = None  # "image" | "video" | None for both
-    folder: Path | None = None
-    date_from: date | None = None
-    date_to: date | None = None
-    sort: str = "relevance"  # "relevance" | "date"
-    rerank: bool = True
-    rerank_k: int | None = None  # None: the engine's default for the device
-
-
-@dataclass
-class ResultItem:
-    """A search result with what the grid and the detail pane show about its file."""
-
-    result: SearchResult
-    details: MediaDetails | None
-
-    @property
-    def when(self) -> datetime | None:
-        """The date a person thinks of: when it was taken, else when the file was last changed."""
-        if self.details is None:
-            return None
-        return self.details.taken_at or self.details.modified
+#: Files listed by Help → Files that could not be read….
+FAILED_SHOWN = 200
 
 
 @dataclass
 class SearchResponse:
+    """A search's answer as the window receives it: the engine's results, or the sentence saying why not."""
+
     request_id: int
     request: SearchRequest
-    items: list[ResultItem] = field(default_factory=list)
+    results: SearchResults = field(default_factory=SearchResults)
     error: str | None = None
     seconds: float = 0.0
-
-
-def filter_arguments(request: SearchRequest) -> dict:
-    """The filters of a request as keyword arguments of `Library.search` and `Library.similar`."""
-    return {
-        "limit": request.limit,
-        "kind": request.kind,
-        "folder": request.folder,
-        "taken_from": request.date_from,
-        "taken_to": request.date_to,
-    }
-
-
-def search_arguments(request: SearchRequest) -> dict:
-    """The keyword arguments of `Library.search` for a request."""
-    return {**filter_arguments(request), "rerank": request.rerank_k if request.rerank else 0}
-
-
-def sort(items: list[ResultItem], request: SearchRequest) -> list[ResultItem]:
-    """Results in the order the person chose: as the engine ranked them, or newest first."""
-    if request.sort == "date":
-        return sorted(items, key=lambda i: i.when or datetime.min, reverse=True)
-    return items
 
 
 class LibraryWorker(QObject):
@@ -93,6 +44,7 @@ class LibraryWorker(QObject):
 
     searched = Signal(object)  # SearchResponse
     status_ready = Signal(object)  # LibraryStatus
+    failed_ready = Signal(object)  # list[FailedFile]
     model_ready = Signal(str)  # the model is loaded (queries will be quick), or "" when none yet
     failed = Signal(str)
 
@@ -115,14 +67,8 @@ class LibraryWorker(QObject):
             library = self._open()
             if library.model is None:
                 response.error = "Nothing is indexed yet: add a folder with File → Folders…"
-                self.searched.emit(response)
-                return
-            if request.similar_to is not None:
-                results = library.similar(request.similar_to, **filter_arguments(request))
             else:
-                results = library.search(request.text, **search_arguments(request))
-            items = [ResultItem(r, library.media_details(r.path)) for r in results]
-            response.items = sort(items, request)
+                response.results = library.run(request)
         except GlimpseError as error:
             response.error = str(error)
         except Exception as error:  # a model failing on this machine must not kill the worker thread
@@ -153,6 +99,13 @@ class LibraryWorker(QObject):
             self.failed.emit(str(error))
 
     @Slot()
+    def failed_files(self) -> None:
+        try:
+            self.failed_ready.emit(self._open().failed_files(limit=FAILED_SHOWN))
+        except GlimpseError as error:
+            self.failed.emit(str(error))
+
+    @Slot()
     def close(self) -> None:
         if self._library is not None:
             self._library.close()
@@ -164,6 +117,7 @@ class LibraryThread(QObject):
 
     _search = Signal(int, object)
     _status = Signal()
+    _failed_files = Signal()
     _warm_up = Signal()
     _close = Signal()
 
@@ -175,6 +129,7 @@ class LibraryThread(QObject):
         self.worker.moveToThread(self.thread)
         self._search.connect(self.worker.search)
         self._status.connect(self.worker.status)
+        self._failed_files.connect(self.worker.failed_files)
         self._warm_up.connect(self.worker.warm_up)
         self._close.connect(self.worker.close)
         self.thread.start()
@@ -187,6 +142,10 @@ class LibraryThread(QObject):
 
     def status(self) -> None:
         self._status.emit()
+
+    def failed_files(self) -> None:
+        """Ask for the files that could not be read; `worker.failed_ready` answers."""
+        self._failed_files.emit()
 
     def warm_up(self) -> None:
         self._warm_up.emit()

@@ -282,7 +282,9 @@ def build_library(folder: Path, frames: int, model: str, log: Callable[[str], No
         model_id = catalogue.model_id(key, encoder.dim)
         catalogue.set_setting(MODEL_SETTING, model)
         library.set_rerank_k(0)  # the figures are for the Fast path; re-ranking has its own benchmark
-        index = library._vector_index(key, encoder.dim, model_id)
+        current = library.current_model()
+        assert current is not None
+        index = library.vector_index(current.space)
         rng = np.random.default_rng(1)
         written, media, started = 0, 0, time.monotonic()
         while written < frames:
@@ -344,9 +346,9 @@ def _all_vectors(folder: Path, model: str) -> np.ndarray:
 
     catalogue = Catalogue(folder / "catalogue.sqlite")
     try:
-        known = catalogue.find_model(parse_model_spec(model).key)
-        assert known is not None
-        keys, vectors, _ = catalogue.vectors_since(known[0], 0, known[1])
+        space = catalogue.find_model(parse_model_spec(model).key)
+        assert space is not None
+        keys, vectors, _ = catalogue.vectors_since(space.id, 0, space.dim)
     finally:
         catalogue.close()
     order = np.argsort(keys)
@@ -365,14 +367,14 @@ def _measure_search(folder: str, model: str, queries: int) -> dict:
     for _ in range(5):
         started = time.perf_counter()
         library = Library.open(folder)
-        known = library.catalogue.find_model(encoder.key)
-        assert known is not None
-        library._vector_index(encoder.key, encoder.dim, known[0])
+        current = library.current_model()
+        assert current is not None
+        library.vector_index(current.space)
         opened.append((time.perf_counter() - started) * 1000)
         library.close()
     library = Library.open(folder)
     try:
-        index = library._vector_index(encoder.key, encoder.dim, known[0])
+        index = library.vector_index(current.space)
         with torch.inference_mode():
             library.search(QUERIES[0], limit=20, rerank=0)  # warm-up: first calls allocate
         end_to_end, text_ms, ann_ms, vectors, keys = [], [], [], [], []
@@ -390,7 +392,7 @@ def _measure_search(folder: str, model: str, queries: int) -> dict:
             if i < len(QUERIES):
                 vectors.append(vector)
                 keys.append(found.tolist())
-        frame_ids = np.sort(library.catalogue.vector_keys(known[0]))
+        frame_ids = np.sort(library.catalogue.vector_keys(current.space.id))
         return {
             "end_to_end": end_to_end,
             "text": text_ms,

@@ -10,7 +10,7 @@ import datetime as dt
 import enum
 import logging
 import os
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote
@@ -43,6 +43,8 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, sessionmaker
 
 from engine.errors import LibraryError
+from engine.paths import to_path
+from engine.results import FailedFile, MediaDetails
 
 log = logging.getLogger(__name__)
 
@@ -138,6 +140,22 @@ class Setting(Base):
 
 
 @dataclass(frozen=True)
+class VectorSpace:
+    """A model's vectors in the catalogue: the id its rows carry, its key (part of the index file's name) and the
+    vectors' width."""
+
+    id: int
+    key: str
+    dim: int
+
+
+def file_date(taken_at: dt.datetime | None, mtime_ns: int) -> dt.datetime:
+    """The date a person thinks of for a file: when it was taken (EXIF, a video's creation time), else when the
+    file last changed. Date filters and date sorting both use this one rule."""
+    return taken_at or dt.datetime.fromtimestamp(mtime_ns / 1e9)
+
+
+@dataclass(frozen=True)
 class FrameHit:
     """A frame joined with its media file, as search needs it."""
 
@@ -146,7 +164,7 @@ class FrameHit:
     path: bytes
     kind: str
     timestamp_ms: int | None
-    #: The date a person thinks of: when it was taken (EXIF, a video's creation time), else last changed.
+    #: `file_date` of its file.
     when: dt.datetime | None = None
 
 
@@ -272,11 +290,11 @@ class Catalogue:
                 raise LibraryError(f"model {key} was recorded with {row.dim}-wide vectors, now gives {dim}")
             return row.id
 
-    def find_model(self, key: str) -> tuple[int, int] | None:
-        """(id, dim) of a known model, or None."""
+    def find_model(self, key: str) -> VectorSpace | None:
+        """The vector space of a known model, or None."""
         with self.session() as s:
             row = s.scalar(select(Model).where(Model.key == key))
-            return (row.id, row.dim) if row else None
+            return VectorSpace(row.id, row.key, row.dim) if row else None
 
     # media --------------------------------------------------------------------------------------------
 
@@ -521,7 +539,7 @@ class Catalogue:
                 for f in frames:
                     m = media.get(f.media_id)
                     if m is not None:
-                        when = m.taken_at or dt.datetime.fromtimestamp(m.mtime_ns / 1e9)
+                        when = file_date(m.taken_at, m.mtime_ns)
                         out[f.id] = FrameHit(f.id, f.media_id, m.path, m.kind, f.timestamp_ms, when)
         return out
 
@@ -534,9 +552,38 @@ class Catalogue:
                 )
             ]
 
-    def iter_media(self) -> Iterator[Media]:
+    def details(self, media_ids: Sequence[int]) -> dict[int, MediaDetails]:
+        """What a view shows about each of these files, by media id, in one query per 900 files."""
+        ids = list(dict.fromkeys(int(i) for i in media_ids))
+        out: dict[int, MediaDetails] = {}
         with self.session() as s:
-            yield from s.scalars(select(Media).order_by(Media.path))
+            for start in range(0, len(ids), 900):
+                for m in s.scalars(select(Media).where(Media.id.in_(ids[start : start + 900]))):
+                    out[m.id] = MediaDetails(
+                        path=to_path(m.path),
+                        kind=m.kind,
+                        size=m.size,
+                        width=m.width,
+                        height=m.height,
+                        duration_s=m.duration_ms / 1000 if m.duration_ms is not None else None,
+                        taken_at=m.taken_at,
+                        modified=dt.datetime.fromtimestamp(m.mtime_ns / 1e9),
+                        when=file_date(m.taken_at, m.mtime_ns),
+                        status=str(m.status),
+                        error=m.error,
+                    )
+        return out
+
+    def failed_files(self, limit: int) -> list[FailedFile]:
+        """Files that could not be indexed, with the reason, in path order, up to `limit`."""
+        with self.session() as s:
+            rows = s.execute(
+                select(Media.path, Media.error)
+                .where(Media.status == Status.FAILED)
+                .order_by(Media.path)
+                .limit(limit)
+            ).all()
+        return [FailedFile(path=to_path(r.path), error=r.error or "unknown error") for r in rows]
 
     def orphans(self) -> dict[str, int]:
         """Rows that point at nothing: indexed media without frames, frames without vectors of their model."""

@@ -12,6 +12,8 @@ import click
 from engine.bench import bench
 from engine.commandline import emit, handles_errors
 from engine.paths import LIBRARY_ENV, display
+from engine.results import SearchResults
+from engine.search import SORT_ORDERS
 from engine.training.commands import dataset, evaluate_command, train
 
 
@@ -28,6 +30,22 @@ def _library_option(command: Callable) -> Callable:
 
 def _json_option(command: Callable) -> Callable:
     return click.option("--json", "as_json", is_flag=True, help="Print one JSON document on stdout.")(command)
+
+
+def _all_option(command: Callable) -> Callable:
+    return click.option(
+        "--all", "show_all", is_flag=True, help="Also the less relevant results, past the relevance cutoff."
+    )(command)
+
+
+def _sort_option(command: Callable) -> Callable:
+    return click.option(
+        "--sort",
+        type=click.Choice(SORT_ORDERS),
+        default="relevance",
+        show_default=True,
+        help="Order: best match first, or by the date taken (else last changed).",
+    )(command)
 
 
 def _open(library_dir: Path | None, *, writable: bool = False, device: str = "auto"):
@@ -160,6 +178,8 @@ def watch(device: str, library_dir: Path | None) -> None:
     help="Re-score the best K with the Slow model (default: on, K by device).",
 )
 @click.option("--no-rerank", is_flag=True, help="Fast results only.")
+@_all_option
+@_sort_option
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
 @_library_option
 @_json_option
@@ -171,6 +191,8 @@ def search(
     folder: str | None,
     rerank: int | None,
     no_rerank: bool,
+    show_all: bool,
+    sort: str,
     device: str,
     library_dir: Path | None,
     as_json: bool,
@@ -180,23 +202,43 @@ def search(
         raise click.UsageError("--rerank and --no-rerank contradict each other")
     with _open(library_dir, device=device) as library:
         results = library.search(
-            text, limit=limit, kind=kind, folder=folder, rerank=0 if no_rerank else rerank, notice=_notice
+            text,
+            limit=limit,
+            kind=kind,
+            folder=folder,
+            rerank=0 if no_rerank else rerank,
+            sort=sort,
+            notice=_notice,
         )
-    _print_results(results, as_json)
+    _print_results(results, as_json, show_all)
 
 
 @main.command()
 @click.argument("file", type=click.Path(exists=True, dir_okay=False))
 @click.option("--limit", type=click.IntRange(1, 10_000), default=20, show_default=True)
+@click.option("--type", "kind", type=click.Choice(["image", "video"]), help="Only photos or only videos.")
+@click.option("--folder", type=click.Path(file_okay=False), help="Only files inside this folder.")
+@_all_option
+@_sort_option
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
 @_library_option
 @_json_option
 @handles_errors
-def similar(file: str, limit: int, device: str, library_dir: Path | None, as_json: bool) -> None:
+def similar(
+    file: str,
+    limit: int,
+    kind: str | None,
+    folder: str | None,
+    show_all: bool,
+    sort: str,
+    device: str,
+    library_dir: Path | None,
+    as_json: bool,
+) -> None:
     """Find photos and videos that look like FILE."""
     with _open(library_dir, device=device) as library:
-        results = library.similar(file, limit=limit)
-    _print_results(results, as_json)
+        results = library.similar(file, limit=limit, kind=kind, folder=folder, sort=sort)
+    _print_results(results, as_json, show_all)
 
 
 @main.command()
@@ -208,7 +250,7 @@ def status(library_dir: Path | None, as_json: bool) -> None:
     with _open(library_dir) as library:
         report = library.status()
     if as_json:
-        emit({k: v for k, v in report.to_json().items() if k != "folders"})
+        emit({k: v for k, v in report.to_json().items() if k not in ("folders", "excluded")})
         return
     click.echo(f"library   {display(report.library)}")
     click.echo(f"model     {report.model or '(not indexed yet)'}")
@@ -247,22 +289,20 @@ def check(repair: bool, library_dir: Path | None, as_json: bool) -> None:
 @handles_errors
 def models(download_name: str | None, as_json: bool) -> None:
     """List the model presets and whether their weights are on this computer."""
-    from engine.models import DEFAULT_PRESET, PRESETS, is_available
+    from engine.library import Library
 
     if download_name:
-        from engine.models import download
-
-        path = download(download_name)
+        path = Library.download_model(download_name)
         click.echo(f"{download_name}: weights at {path}", err=True)
     rows = [
         {
             "name": preset.name,
             "description": preset.description,
-            "available": is_available(preset.name),
+            "available": Library.model_available(preset.name),
             "download_mb": preset.download_mb,
-            "default": preset.name == DEFAULT_PRESET,
+            "default": preset.name == Library.default_model(),
         }
-        for preset in PRESETS.values()
+        for preset in Library.presets()
     ]
     if as_json:
         emit(rows)
@@ -273,7 +313,8 @@ def models(download_name: str | None, as_json: bool) -> None:
         click.echo(f"{mark} {row['name']:<14} {state:<30} {row['description']}")
 
 
-def _print_results(results: list, as_json: bool) -> None:
+def _print_results(found: SearchResults, as_json: bool, show_all: bool) -> None:
+    results = found.all if show_all else found.shown
     if as_json:
         emit([r.to_json() for r in results])
         return
@@ -282,6 +323,8 @@ def _print_results(results: list, as_json: bool) -> None:
     for r in results:
         moment = f" @ {_clock(r.timestamp)}" if r.timestamp is not None else ""
         click.echo(f"{r.rank:>3}. {r.score:6.3f}  {display(r.path)}{moment}")
+    if found.hidden and not show_all:
+        click.echo(f"{len(found.hidden)} less relevant results not shown (--all shows them)", err=True)
 
 
 def _clock(seconds: float) -> str:

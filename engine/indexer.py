@@ -21,6 +21,7 @@ import torch
 from PIL import Image
 
 from engine.catalogue import Catalogue, Media, NewFrame, Status
+from engine.control import RunControl
 from engine.decoding import DecodeJob, DecodePool, FileSummary
 from engine.errors import MediaError
 from engine.media.scanner import FoundFile, MediaKind, fingerprint, scan
@@ -68,15 +69,16 @@ class Indexer:
         *,
         decoders: DecodePool,
         progress: Callable[[IndexProgress], None] | None = None,
-        should_stop: Callable[[], bool] = lambda: False,
+        control: RunControl | None = None,
     ) -> None:
+        """`control` pauses the run between two files, or stops it (what is committed is kept)."""
         self.catalogue = catalogue
         self.index = index
         self.encoder = encoder
         self.model_id = model_id
         self.decoders = decoders
         self.progress = progress
-        self.should_stop = should_stop
+        self.control = control or RunControl()
         self.report = IndexReport()
 
     # scanning -----------------------------------------------------------------------------------------
@@ -190,6 +192,8 @@ class Indexer:
                     pending[media_id].vectors[slot] = vector
                 batch.clear()
             for media_id in [m for m, p in pending.items() if p.complete]:
+                if self.control.stopped:
+                    return  # stopped between two files: the rest is redone by the next run
                 entry = pending.pop(media_id)
                 self._commit(entry)
                 done += 1
@@ -197,10 +201,11 @@ class Indexer:
                     assert entry.decoded is not None
                     folder = display(os.path.dirname(entry.decoded.media.path))
                     self.progress(IndexProgress(done, total, folder, self.report.failed))
+                self.control.proceed()  # between two files: a pause waits here
 
         try:
             while True:
-                if self.should_stop():
+                if self.control.stopped:
                     stop.set()
                     break
                 try:

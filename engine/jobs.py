@@ -1,20 +1,22 @@
 """Indexing and watching in a separate process, driven by an application: `IndexService`.
 
 The service process is the library's one writer while it runs: it indexes the watched folders, then follows
-them (watchdog) and indexes what changes, and it carries out the folder changes the application asks for. A
-decoder that crashes on a hostile file takes down this process only; the application sees the service exit,
-says so, and everything committed before the crash is kept (the catalogue commits file by file).
+them (engine/watcher.py `FolderFollower`, as `glimpse watch` does) and indexes what changes, and it carries out
+the folder changes the application asks for. A decoder that crashes on a hostile file takes down this process
+only; the application sees the service exit, says so, and everything committed before the crash is kept (the
+catalogue commits file by file).
 
-The two sides speak JSON lines: commands on the service's stdin, `JobEvent`s on its stdout. Progress events
-carry files done/total, the rate, the estimated time left and the folder being indexed. Pause blocks the
-indexing loop between two files; cancel stops the current run (what is done is kept, the rest stays pending).
-Nothing here imports Qt: an application polls `IndexService.events()` from its own event loop.
+The two sides speak JSON lines: `Command`s on the service's stdin, `Event`s on its stdout, each a small
+dataclass (`encode` / `decode`). Pause, resume and cancel act at once, even in the middle of a run: they reach
+the run's `RunControl`, which the indexer checks between two files. Nothing here imports Qt: an application
+polls `IndexService.events()` from its own event loop.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import faulthandler
 import json
 import logging
@@ -25,10 +27,11 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TypeVar
 
+from engine.control import RunControl
 from engine.errors import GlimpseError
 from engine.paths import display, is_inside, to_bytes
 from engine.results import IndexProgress, IndexReport
@@ -37,40 +40,177 @@ log = logging.getLogger(__name__)
 
 #: Progress events are sent at most this often (the last one of a run always).
 PROGRESS_EVERY_S = 0.1
+#: The service's stderr (a crash's trace, from faulthandler), in the library folder.
+ERRORS_FILE = "indexer-errors.log"
 
 
-@dataclass
-class JobEvent:
-    """One thing the service tells the application.
+# ---------------------------------------------------------------------------------------------------------
+# What the application asks.
 
-    kind: "ready" (library open, model named), "progress", "folders" (the watched folders changed), "report" (a run finished: `report`), "state"
-    (`state` is "indexing", "paused", "idle", "cancelled" or "watching"), "notice" (a sentence for the
-    status bar), "error" (a sentence: the request failed, the service goes on, or, before "ready", it
-    stops), "exited" (the process ended: `code`, negative for a signal).
-    """
 
-    kind: str
+@dataclass(frozen=True)
+class AddFolder:
+    """Watch a folder and index it."""
+
+    folder: str
+
+
+@dataclass(frozen=True)
+class RemoveFolder:
+    """Stop watching a folder; its files leave the library."""
+
+    folder: str
+
+
+@dataclass(frozen=True)
+class ExcludeFolder:
+    """Leave a sub-folder of a watched folder out; its files leave the library."""
+
+    folder: str
+
+
+@dataclass(frozen=True)
+class IndexNow:
+    """Rescan every watched folder now."""
+
+
+@dataclass(frozen=True)
+class Pause:
+    """Pause indexing between two files (and do not start a new run until resumed)."""
+
+
+@dataclass(frozen=True)
+class Resume:
+    """Go on after a pause (or after a cancel, with what is still pending)."""
+
+
+@dataclass(frozen=True)
+class Cancel:
+    """Stop the current run; what is done is kept, the rest stays pending."""
+
+
+@dataclass(frozen=True)
+class SetFrameInterval:
+    """Sample videos every `seconds` from now on."""
+
+    seconds: float
+
+
+@dataclass(frozen=True)
+class Quit:
+    """Finish (between two files) and exit."""
+
+
+Command = (
+    AddFolder | RemoveFolder | ExcludeFolder | IndexNow | Pause | Resume | Cancel | SetFrameInterval | Quit
+)
+COMMANDS: tuple[type, ...] = (
+    AddFolder,
+    RemoveFolder,
+    ExcludeFolder,
+    IndexNow,
+    Pause,
+    Resume,
+    Cancel,
+    SetFrameInterval,
+    Quit,
+)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# What the service tells.
+
+
+@dataclass(frozen=True)
+class Ready:
+    """The library is open for writing; `model` is the one it indexes with ("" before the first index)."""
+
+    model: str = ""
+
+
+@dataclass(frozen=True)
+class Progress:
+    """Files done of `total` in this run (`total` 0: still looking for new and changed files)."""
+
     done: int = 0
     total: int = 0
     failed: int = 0
     rate: float = 0.0  # files per second in this run
     eta_s: float | None = None
     folder: str = ""  # the folder being indexed, for a status line
-    state: str = ""
-    message: str = ""
-    code: int | None = None
-    report: IndexReport | None = None
-    folders: list[str] = field(default_factory=list)  # "folders": the watched folders now
-    excluded: list[str] = field(default_factory=list)  # "folders": the excluded sub-folders now
 
-    def to_line(self) -> str:
-        return json.dumps(asdict(self), ensure_ascii=True)
 
-    @classmethod
-    def from_line(cls, line: str) -> JobEvent:
-        data = json.loads(line)
-        report = data.pop("report", None)
-        return cls(**data, report=IndexReport(**report) if report else None)
+@dataclass(frozen=True)
+class StateChanged:
+    """What the service does now: "indexing", "paused", "idle", "cancelled" or "watching"."""
+
+    state: str
+    folder: str = ""
+
+
+@dataclass(frozen=True)
+class Finished:
+    """A run (or a folder's removal) finished."""
+
+    report: IndexReport
+    folder: str = ""
+
+
+@dataclass(frozen=True)
+class FoldersChanged:
+    """The watched folders and the excluded sub-folders, as they are now."""
+
+    folders: list[str] = field(default_factory=list)
+    excluded: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Notice:
+    """A sentence for the status bar."""
+
+    message: str
+
+
+@dataclass(frozen=True)
+class Error:
+    """A sentence: the request failed and the service goes on, or, before `Ready`, the service stops."""
+
+    message: str
+
+
+@dataclass(frozen=True)
+class Exited:
+    """The process ended (made by the application's side, never sent): `code`, negative for a signal."""
+
+    code: int
+
+
+Event = Ready | Progress | StateChanged | Finished | FoldersChanged | Notice | Error | Exited
+EVENTS: tuple[type, ...] = (Ready, Progress, StateChanged, Finished, FoldersChanged, Notice, Error)
+
+M = TypeVar("M")
+
+
+def encode(message: Command | Event) -> str:
+    """One JSON line for a command or an event: its type's name and its fields."""
+    return json.dumps({"type": type(message).__name__, **dataclasses.asdict(message)}, ensure_ascii=True)
+
+
+def decode(line: str, kinds: Sequence[type[M]]) -> M:
+    """The message of one JSON line, which must be one of `kinds`; ValueError for anything else."""
+    data = json.loads(line)
+    if not isinstance(data, dict):
+        raise ValueError("not a JSON object")
+    by_name = {kind.__name__: kind for kind in kinds}
+    kind = by_name.get(data.pop("type", None))
+    if kind is None:
+        raise ValueError("unknown message type")
+    if kind is Finished and isinstance(data.get("report"), dict):
+        data["report"] = IndexReport(**data["report"])
+    try:
+        return kind(**data)
+    except TypeError as error:  # missing or unexpected fields
+        raise ValueError(str(error)) from None
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -95,7 +235,7 @@ class IndexService:
         self.watch = watch
         self.frame_interval_s = frame_interval_s
         self._process: subprocess.Popen[str] | None = None
-        self._events: queue.Queue[JobEvent] = queue.Queue()
+        self._events: queue.Queue[Event] = queue.Queue()
         self._write_lock = threading.Lock()
 
     @property
@@ -119,7 +259,7 @@ class IndexService:
         if self.frame_interval_s is not None:
             argv += ["--frame-interval", repr(self.frame_interval_s)]
         self.library.mkdir(parents=True, exist_ok=True)
-        errors = open(self.library / "indexer-errors.log", "a", encoding="utf-8")  # noqa: SIM115
+        errors = open(self.library / ERRORS_FILE, "a", encoding="utf-8")  # noqa: SIM115
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
         self._process = subprocess.Popen(
             argv,
@@ -137,21 +277,23 @@ class IndexService:
         assert process.stdout is not None
         for line in process.stdout:
             try:
-                self._events.put(JobEvent.from_line(line))
-            except (ValueError, TypeError):
+                self._events.put(decode(line, EVENTS))
+            except ValueError:
                 log.warning("unexpected line from the index service: %r", line[:200])
-        self._events.put(JobEvent("exited", code=process.wait()))
+        self._events.put(Exited(process.wait()))
 
-    def events(self) -> list[JobEvent]:
+    def events(self) -> list[Event]:
         """What the service said since the last call; never blocks."""
-        out: list[JobEvent] = []
+        out: list[Event] = []
         while True:
             try:
                 out.append(self._events.get_nowait())
             except queue.Empty:
                 return out
 
-    def wait_event(self, kind: str, timeout: float, *, where: Callable[[JobEvent], bool] = lambda e: True):
+    def wait_event(
+        self, kind: type[M], timeout: float, *, where: Callable[[M], bool] = lambda e: True
+    ) -> M | None:
         """Block until an event of `kind` arrives (for scripts and tests) → it, or None on timeout; events
         before it are dropped."""
         deadline = time.monotonic() + timeout
@@ -160,40 +302,21 @@ class IndexService:
                 event = self._events.get(timeout=left)
             except queue.Empty:
                 return None
-            if event.kind == kind and where(event):
+            if isinstance(event, kind) and where(event):
                 return event
         return None
 
-    def send(self, command: str, **arguments: Any) -> None:
-        """Send a command: add/remove/exclude (folder=...), index, pause, resume, cancel, interval (seconds=...),
-        quit. A command to a service that is not running is dropped."""
+    def send(self, command: Command) -> None:
+        """Send a command; one to a service that is not running is dropped."""
         process = self._process
         if process is None or process.stdin is None or process.poll() is not None:
             return
         with self._write_lock:
             try:
-                process.stdin.write(json.dumps({"command": command, **arguments}) + "\n")
+                process.stdin.write(encode(command) + "\n")
                 process.stdin.flush()
             except (BrokenPipeError, OSError):
-                pass  # it just died; its "exited" event tells
-
-    def add_folder(self, folder: str | os.PathLike) -> None:
-        self.send("add", folder=os.fsdecode(os.fspath(folder)))
-
-    def remove_folder(self, folder: str | os.PathLike) -> None:
-        self.send("remove", folder=os.fsdecode(os.fspath(folder)))
-
-    def exclude_folder(self, folder: str | os.PathLike) -> None:
-        self.send("exclude", folder=os.fsdecode(os.fspath(folder)))
-
-    def pause(self) -> None:
-        self.send("pause")
-
-    def resume(self) -> None:
-        self.send("resume")
-
-    def cancel(self) -> None:
-        self.send("cancel")
+                pass  # it just died; its Exited event tells
 
     def stop(self, timeout: float = 5.0) -> None:
         """Ask the service to finish (it stops between two files), killing it if it does not in `timeout`."""
@@ -201,7 +324,7 @@ class IndexService:
         if process is None:
             return
         if process.poll() is None:
-            self.send("quit")
+            self.send(Quit())
             try:
                 process.wait(timeout)
             except subprocess.TimeoutExpired:
@@ -223,83 +346,92 @@ class _Emitter:
         self._out = out
         self._lock = threading.Lock()
 
-    def __call__(self, event: JobEvent) -> None:
+    def __call__(self, event: Event) -> None:
         with self._lock:
             try:
-                self._out.write(event.to_line() + "\n")
+                self._out.write(encode(event) + "\n")
                 self._out.flush()
             except (BrokenPipeError, OSError, ValueError):
                 pass  # the application is gone; the quit that follows ends the service
 
 
-class _Control:
-    """Flags the command reader sets and the indexing loop reads."""
-
-    def __init__(self) -> None:
-        self.commands: queue.Queue[dict] = queue.Queue()
-        self.paused = threading.Event()
-        self.cancel = threading.Event()
-        self.quit = threading.Event()
-
-    def read(self, stream: IO[str]) -> None:
-        for line in stream:
-            try:
-                command = json.loads(line)
-            except ValueError:
-                continue
-            name = command.get("command")
-            # Pause, resume, cancel and quit act at once, even in the middle of a run.
-            if name == "pause":
-                self.paused.set()
-            elif name == "resume":
-                self.paused.clear()
-            elif name == "cancel":
-                self.cancel.set()
-            elif name == "quit":
-                break
-            self.commands.put(command)
-        self.quit.set()  # an application that closed our stdin is gone: stop
-        self.commands.put({"command": "quit"})
-
-
 class _Service:
-    def __init__(self, library, emit: _Emitter, control: _Control, model: str | None, watch: bool) -> None:
+    """The service's main loop: index, follow the folders, obey commands."""
+
+    def __init__(self, library, emit: _Emitter, model: str | None, watch: bool) -> None:
         self.library = library
         self.emit = emit
-        self.control = control
         self.model = model
         self.watch = watch
-        self.changes = None
-        self.observer = None
+        self.commands: queue.Queue[Command] = queue.Queue()
+        self.follower = None
+        self.quitting = threading.Event()
+        self._lock = threading.Lock()
+        self._paused = False
+        self._run: RunControl | None = None
+        self._folder = ""
+
+    # the command reader's thread: pause, resume, cancel and quit act at once ---------------------------
+
+    def read_commands(self, stream: IO[str]) -> None:
+        for line in stream:
+            try:
+                command = decode(line, COMMANDS)
+            except ValueError:
+                log.warning("unexpected command for the index service: %r", line[:200])
+                continue
+            if isinstance(command, Quit):
+                break
+            if isinstance(command, Pause):
+                self._pause()
+            elif isinstance(command, Resume):
+                self._resume()
+            elif isinstance(command, Cancel):
+                with self._lock:  # a cancelled run is not paused any more: Resume or IndexNow go on
+                    self._paused, run = False, self._run
+                if run is not None:
+                    run.stop()
+            self.commands.put(command)
+        # A Quit, or an application that closed our stdin (it is gone): stop.
+        self.quitting.set()
+        with self._lock:
+            run = self._run
+        if run is not None:
+            run.stop()
+        self.commands.put(Quit())
+
+    def _pause(self) -> None:
+        with self._lock:
+            self._paused, run = True, self._run
+        if run is not None:
+            run.pause()  # its on_change says "paused" once the run hears it
+        else:
+            self.emit(StateChanged("paused"))
+
+    def _resume(self) -> None:
+        with self._lock:
+            self._paused, run = False, self._run
+        if run is not None:
+            run.resume()
+
+    def _on_run_change(self, change: str) -> None:
+        if change in ("paused", "resumed"):
+            self.emit(StateChanged("paused" if change == "paused" else "indexing", folder=self._folder))
 
     # watching -------------------------------------------------------------------------------------------
 
     def follow(self) -> None:
-        """(Re)start following the watched folders (the same change collector as `glimpse watch`)."""
-        from watchdog.observers import Observer
-
-        from engine.watcher import FolderChanges
+        """(Re)start following the watched folders."""
+        from engine.watcher import FolderFollower
 
         self.unfollow()
-        if not self.watch:
-            return
-        roots = [to_bytes(f) for f in self.library.folders()]
-        self.changes = FolderChanges(roots)
-        observer = Observer()
-        for root in roots:
-            if os.path.isdir(root):
-                observer.schedule(self.changes, os.fsdecode(root), recursive=True)
-        observer.start()
-        self.observer = observer
+        if self.watch:
+            self.follower = FolderFollower(self.library.catalogue.folders())
 
     def unfollow(self) -> None:
-        if self.observer is not None:
-            self.observer.stop()
-            self.observer.join()
-            self.observer = None
-
-    def take_dirty(self) -> list[bytes]:
-        return self.changes.take_if_quiet() if self.changes is not None else []
+        if self.follower is not None:
+            self.follower.close()
+            self.follower = None
 
     # indexing -------------------------------------------------------------------------------------------
 
@@ -308,108 +440,102 @@ class _Service:
         if not targets:
             return
         folder = display(targets[0]) if len(targets) == 1 else f"{len(targets)} folders"
-        control = self.control
-        control.cancel.clear()
-        # The rate counts from the first file done, not from the start: loading the model is not indexing.
-        first: list[tuple[float, int]] = []
-        last = [0.0]
-        self.emit(JobEvent("state", state="indexing", folder=folder))
-        self.emit(JobEvent("progress", folder=folder, message="looking for new and changed files"))
-
-        def progress(update: IndexProgress) -> None:
-            now = time.monotonic()
-            final = update.done >= update.total
-            if final or now - last[0] >= PROGRESS_EVERY_S:
-                last[0] = now
-                if not first:
-                    first.append((now, update.done))
-                since, done_then = first[0]
-                rate = (update.done - done_then) / (now - since) if now > since else 0.0
-                eta = (update.total - update.done) / rate if rate > 0 else None
-                self.emit(
-                    JobEvent(
-                        "progress",
-                        done=update.done,
-                        total=update.total,
-                        failed=update.failed,
-                        rate=round(rate, 2),
-                        eta_s=round(eta, 1) if eta is not None else None,
-                        folder=folder,
-                    )
-                )
-            if control.paused.is_set():
-                self.emit(JobEvent("state", state="paused", folder=folder))
-                while control.paused.is_set() and not (control.cancel.is_set() or control.quit.is_set()):
-                    time.sleep(0.05)
-                if not (control.cancel.is_set() or control.quit.is_set()):
-                    self.emit(JobEvent("state", state="indexing", folder=folder))
-
+        run = RunControl(on_change=self._on_run_change)
+        with self._lock:
+            if self._paused:
+                run.pause()
+            self._run, self._folder = run, folder
+        self.emit(StateChanged("paused" if run.paused else "indexing", folder=folder))
+        self.emit(Progress(folder=folder))
         try:
             report = self.library.index(
                 folders,
                 model=self.model,
-                progress=progress,
-                notice=lambda message: self.emit(JobEvent("notice", message=message)),
-                should_stop=lambda: control.cancel.is_set() or control.quit.is_set(),
+                progress=self._progress_reporter(folder),
+                notice=lambda message: self.emit(Notice(message)),
+                control=run,
             )
         except GlimpseError as error:
-            self.emit(JobEvent("error", message=str(error)))
-            self.emit(JobEvent("state", state="idle"))
+            self.emit(Error(str(error)))
+            self.emit(StateChanged("idle"))
             return
+        finally:
+            with self._lock:
+                self._run = None
         self.model = None  # the library remembers it from now on
-        self.emit(JobEvent("report", report=report, folder=folder))
-        cancelled = control.cancel.is_set()
-        control.cancel.clear()
-        self.emit(JobEvent("state", state="cancelled" if cancelled else "watching" if self.watch else "idle"))
+        self.emit(Finished(report, folder=folder))
+        cancelled = run.stopped and not self.quitting.is_set()
+        self.emit(StateChanged("cancelled" if cancelled else self._resting_state()))
+
+    def _progress_reporter(self, folder: str) -> Callable[[IndexProgress], None]:
+        # The rate counts from the first file done, not from the start: loading the model is not indexing.
+        first: list[tuple[float, int]] = []
+        last = [0.0]
+
+        def progress(update: IndexProgress) -> None:
+            now = time.monotonic()
+            if update.done < update.total and now - last[0] < PROGRESS_EVERY_S:
+                return
+            last[0] = now
+            if not first:
+                first.append((now, update.done))
+            since, done_then = first[0]
+            rate = (update.done - done_then) / (now - since) if now > since else 0.0
+            eta = (update.total - update.done) / rate if rate > 0 else None
+            self.emit(
+                Progress(
+                    done=update.done,
+                    total=update.total,
+                    failed=update.failed,
+                    rate=round(rate, 2),
+                    eta_s=round(eta, 1) if eta is not None else None,
+                    folder=folder,
+                )
+            )
+
+        return progress
+
+    def _resting_state(self) -> str:
+        return "watching" if self.watch else "idle"
 
     # commands -------------------------------------------------------------------------------------------
 
-    def handle(self, command: dict) -> bool:
-        """Carry out one command; False when the service should stop."""
-        name = command.get("command")
-        folder = command.get("folder")
+    def handle(self, command: Command) -> bool:
+        """Carry out one queued command; False when the service should stop."""
         try:
-            if name == "quit":
-                return False
-            if name == "add" and folder:
-                self.library.add_folder(folder)
-                self.folders_changed()
-                self.run_index([to_bytes(folder)])
-            elif name == "exclude" and folder:
-                self.library.exclude_folder(folder)
-                self.folders_changed()
-                parents = [
-                    to_bytes(f) for f in self.library.folders() if is_inside(to_bytes(folder), to_bytes(f))
-                ]
-                self.run_index(parents)
-            elif name == "remove" and folder:
-                removed = self.library.remove_folder(folder)
-                self.folders_changed()
-                self.emit(
-                    JobEvent("report", report=IndexReport(removed=removed), folder=display(to_bytes(folder)))
-                )
-            elif name == "interval":
-                self.library.set_frame_interval(float(command["seconds"]))
-            elif name == "index" or (name == "resume" and self.pending()):
-                self.run_index()
-            elif name == "resume":
-                self.emit(JobEvent("state", state="watching" if self.watch else "idle"))
-            elif name == "pause":
-                self.emit(JobEvent("state", state="paused"))
+            match command:
+                case Quit():
+                    return False
+                case AddFolder(folder):
+                    self.library.add_folder(folder)
+                    self.folders_changed()
+                    self.run_index([to_bytes(folder)])
+                case ExcludeFolder(folder):
+                    self.library.exclude_folder(folder)
+                    self.folders_changed()
+                    self.run_index(
+                        [f for f in self.library.catalogue.folders() if is_inside(to_bytes(folder), f)]
+                    )
+                case RemoveFolder(folder):
+                    removed = self.library.remove_folder(folder)
+                    self.folders_changed()
+                    self.emit(Finished(IndexReport(removed=removed), folder=display(to_bytes(folder))))
+                case SetFrameInterval(seconds):
+                    self.library.set_frame_interval(float(seconds))
+                case IndexNow():
+                    self.run_index()
+                case Resume() if self.library.status().pending:
+                    self.run_index()
+                case Resume():
+                    self.emit(StateChanged(self._resting_state()))
         except GlimpseError as error:
-            self.emit(JobEvent("error", message=str(error)))
+            self.emit(Error(str(error)))
         return True
 
-    def pending(self) -> bool:
-        return self.library.status().pending > 0
-
     def folders_changed(self) -> None:
+        status = self.library.status()
         self.emit(
-            JobEvent(
-                "folders",
-                folders=[os.fspath(f) for f in self.library.folders()],
-                excluded=[os.fspath(f) for f in self.library.excluded_folders()],
-            )
+            FoldersChanged([os.fspath(f) for f in status.folders], [os.fspath(f) for f in status.excluded])
         )
         self.follow()
 
@@ -418,21 +544,24 @@ class _Service:
         if self.library.folders():
             self.run_index()
         else:
-            self.emit(JobEvent("state", state="idle"))
-        control = self.control
-        while not control.quit.is_set():
-            try:
-                command = control.commands.get(timeout=0.25)
-            except queue.Empty:
-                command = None
-            if command is not None and not self.handle(command):
-                break
-            if control.paused.is_set():
-                continue
-            dirty = self.take_dirty()
-            if dirty:
-                self.run_index(dirty)
-        self.unfollow()
+            self.emit(StateChanged("idle"))
+        try:
+            while not self.quitting.is_set():
+                try:
+                    command = self.commands.get(timeout=0.25)
+                except queue.Empty:
+                    command = None
+                if command is not None and not self.handle(command):
+                    break
+                with self._lock:
+                    paused = self._paused
+                if paused or self.follower is None:
+                    continue
+                dirty = self.follower.changed()
+                if dirty:
+                    self.run_index(dirty)
+        finally:
+            self.unfollow()
 
 
 def serve(
@@ -449,21 +578,23 @@ def serve(
     from engine.library import Library
 
     emit = _Emitter(out)
-    control = _Control()
-    threading.Thread(target=control.read, args=(commands,), name="commands", daemon=True).start()
     try:
         library = Library.open(library_dir, writable=True, device=device)
     except GlimpseError as error:
-        emit(JobEvent("error", message=str(error)))
+        emit(Error(str(error)))
         return 1
     with library:
         try:
             if frame_interval_s is not None and frame_interval_s != library.frame_interval_s:
                 library.set_frame_interval(frame_interval_s)
-            emit(JobEvent("ready", message=model or library.model or ""))
-            _Service(library, emit, control, model, watch).serve()
+            emit(Ready(model=model or library.model or ""))
+            service = _Service(library, emit, model, watch)
+            threading.Thread(
+                target=service.read_commands, args=(commands,), name="commands", daemon=True
+            ).start()
+            service.serve()
         except GlimpseError as error:
-            emit(JobEvent("error", message=str(error)))
+            emit(Error(str(error)))
             return 1
     return 0
 

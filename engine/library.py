@@ -7,30 +7,32 @@ import logging
 import os
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-
-from engine.catalogue import Catalogue
+from engine.catalogue import Catalogue, VectorSpace
+from engine.control import RunControl
 from engine.errors import GlimpseError, LibraryError, UsageError
 from engine.lock import WriterLock
 from engine.models.presets import Preset
-from engine.paths import default_library, display, is_inside, to_bytes, to_path
+from engine.paths import LOG_FILE, default_library, display, is_inside, to_bytes, to_path
 from engine.results import (
     CheckReport,
     FailedFile,
     IndexProgress,
     IndexReport,
     LibraryStatus,
-    MediaDetails,
-    SearchResult,
+    SearchResults,
 )
+from engine.search.query import SearchRequest, SortOrder
 from engine.thumbnails import DEFAULT_MAX_BYTES, ThumbnailCache
 from engine.vector_index import VectorIndex
 
 log = logging.getLogger(__name__)
 
 MODEL_SETTING = "model"
+#: The vector-space key of the model's vectors (the spec's key, with the precision when not fp32).
+MODEL_KEY_SETTING = "model_key"
 INTERVAL_SETTING = "frame_interval_s"
 RERANK_SETTING = "rerank_k"
 DEFAULT_FRAME_INTERVAL_S = 2.0
@@ -38,6 +40,14 @@ DEFAULT_FRAME_INTERVAL_S = 2.0
 #: CPU the largest K whose Slow pass stays interactive.
 RERANK_GPU = 100
 RERANK_CPU = 8
+
+
+@dataclass(frozen=True)
+class CurrentModel:
+    """The model a library searches with: the spec the person chose and the catalogue's space of its vectors."""
+
+    spec: str
+    space: VectorSpace
 
 
 class Library:
@@ -49,7 +59,6 @@ class Library:
         self.device = device
         self._lock = WriterLock(folder) if writable else None
         self._index: VectorIndex | None = None
-        self._index_model_id: int | None = None
         self._pool = None
         self._tokens = None
         self._closed = False
@@ -153,6 +162,16 @@ class Library:
         """The model spec whose vectors this library searches (None before the first index)."""
         return self.catalogue.get_setting(MODEL_SETTING)
 
+    def current_model(self) -> CurrentModel | None:
+        """The library's model and its vectors' space, resolved once (None before the first index)."""
+        spec = self.model
+        if spec is None:
+            return None
+        # Libraries indexed before the key was recorded use the spec's own key.
+        key = self.catalogue.get_setting(MODEL_KEY_SETTING) or _key_of(spec)
+        space = self.catalogue.find_model(key)
+        return CurrentModel(spec, space) if space is not None else None
+
     @property
     def frame_interval_s(self) -> float:
         value = self.catalogue.get_setting(INTERVAL_SETTING)
@@ -164,36 +183,30 @@ class Library:
             raise UsageError("the video frame interval must be between 0.1 and 600 seconds")
         self.catalogue.set_setting(INTERVAL_SETTING, repr(float(seconds)))
 
-    def _encoder(self, spec: str | None = None):
+    def _encoder(self, spec: str):
         from engine.models import load_fast  # torch loads only when a model is needed
 
-        spec = spec or self.model
-        if spec is None:
-            raise UsageError("this library has not been indexed yet; run `glimpse index` first")
         return load_fast(spec, self.device)
 
-    def _vector_index(self, model_key: str, dim: int, model_id: int) -> VectorIndex:
+    def vector_index(self, space: VectorSpace) -> VectorIndex:
         """The index of a model's vectors, caught up with the catalogue (re-read if another process saved)."""
-        if self._index is None or self._index_model_id != model_id or self._index.checkpoint_changed():
+        index = self._index
+        if index is None or index.path != self._index_path(space) or index.checkpoint_changed():
             # A reader maps the file instead of reading it: a quick open, and no copy of the graph per process.
             self._index = VectorIndex.open(
-                self.folder / f"vectors-{model_key}.usearch",
-                dim,
-                self.catalogue,
-                model_id,
-                view=not self.writable,
+                self._index_path(space), space.dim, self.catalogue, space.id, view=not self.writable
             )
-            self._index_model_id = model_id
         else:
-            self._index.catch_up(self.catalogue, model_id)
+            index.catch_up(self.catalogue, space.id)
         return self._index
 
+    def _index_path(self, space: VectorSpace) -> Path:
+        return self.folder / f"vectors-{space.key}.usearch"
+
     def _checkpoint_current(self) -> None:
-        model = self.model
-        known = self.catalogue.find_model(_key_of(model)) if model else None
-        if model and known:
-            index = self._vector_index(_key_of(model), known[1], known[0])
-            index.save(self.catalogue, known[0])
+        current = self.current_model()
+        if current is not None:
+            self.vector_index(current.space).save(self.catalogue, current.space.id)
 
     # indexing -----------------------------------------------------------------------------------------
 
@@ -204,11 +217,14 @@ class Library:
         model: str | None = None,
         progress: Callable[[IndexProgress], None] | None = None,
         notice: Callable[[str], None] = lambda message: None,
-        should_stop: Callable[[], bool] = lambda: False,
+        control: RunControl | None = None,
     ) -> IndexReport:
-        """Scan the watched folders (or just `folders`, which become watched), embed what is new or changed."""
+        """Scan the watched folders (or just `folders`, which become watched), embed what is new or changed.
+
+        `control` pauses or stops the run between two files (what is done is kept)."""
         from engine.decoding import DecodeSettings
         from engine.indexer import Indexer
+        from engine.models.presets import DEFAULT_PRESET
 
         self._require_writable()
         started = time.monotonic()
@@ -219,30 +235,30 @@ class Library:
         targets = [to_bytes(f) for f in folders] or self.catalogue.folders()
         if not targets:
             raise UsageError("no folders to index; add one with `glimpse add FOLDER`")
-        from engine.models.presets import DEFAULT_PRESET
-
         spec = model or self.model or DEFAULT_PRESET
         encoder = self._encoder(spec)
-        previous = self.model
-        if previous is not None and _key_of(previous) != encoder.key:
+        previous = self.current_model()
+        if previous is not None and previous.space.key != encoder.key:
             count = self.catalogue.counts(None)["media"]
             notice(
-                f"Switching this library's model from {previous} to {spec}: {count} files will be re-embedded."
+                f"Switching this library's model from {previous.spec} to {spec}: "
+                f"{count} files will be re-embedded."
             )
-        model_id = self.catalogue.model_id(encoder.key, encoder.dim)
+        self.catalogue.model_id(encoder.key, encoder.dim)
+        space = self.catalogue.find_model(encoder.key)
+        assert space is not None
         self.catalogue.set_setting(MODEL_SETTING, spec)
-        index = self._vector_index(encoder.key, encoder.dim, model_id)
+        self.catalogue.set_setting(MODEL_KEY_SETTING, space.key)
         indexer = Indexer(
             self.catalogue,
-            index,
+            self.vector_index(space),
             encoder,
-            model_id,
+            space.id,
             decoders=self._decoders(DecodeSettings(frame_interval_s=self.frame_interval_s)),
             progress=progress,
-            should_stop=should_stop,
+            control=control or RunControl(),
         )
-        excluded = self.catalogue.folders(excluded=True)
-        indexer.sync(targets, excluded)
+        indexer.sync(targets, self.catalogue.folders(excluded=True))
         indexer.embed_pending()
         indexer.report.seconds = round(time.monotonic() - started, 3)
         return indexer.report
@@ -259,31 +275,80 @@ class Library:
         taken_from: dt.date | None = None,
         taken_to: dt.date | None = None,
         rerank: int | None = None,
+        sort: SortOrder = "relevance",
         notice: Callable[[str], None] = lambda message: None,
-    ) -> list[SearchResult]:
-        """Files best matching a description, best first; a video by its best moment.
+    ) -> SearchResults:
+        """Files best matching a description, a video by its best moment: those that clear the relevance
+        cutoff (`shown`), then the less relevant ones (`hidden`), up to `limit` in all.
 
         Filters: `kind` ("image" or "video"), `folder`, and the days `taken_from`…`taken_to` (inclusive; the
         date taken, else the file's last change). `rerank`: how many of the Fast shortlist the Slow model
         re-scores (0: none; None: this library's setting, else the device's default, see `default_rerank`).
+        `sort`: "relevance", "newest" or "oldest" (by the same date the filter reads).
         """
-        filters = _filters(kind, folder, taken_from, taken_to)
-        query = text.strip() if isinstance(text, str) else ""
-        if not query:
-            raise UsageError("type a few words describing what you are looking for")
-        if rerank is not None and rerank < 0:
-            raise UsageError("the number of results to re-rank cannot be negative")
-        encoder = self._encoder()
-        vector = encoder.embed_texts([query])[0]
-        k = self.rerank_k if rerank is None else rerank
-        reranker = self._reranker(explicit=rerank is not None, notice=notice) if k else None
-        k = k if reranker is not None else 0
-        candidates = self._shortlist(encoder, vector, max(limit, k), filters)
-        if k:
-            assert reranker is not None
-            candidates = reranker.rerank(query, candidates[:k]) + candidates[k:]
-            _keep_scores_falling(candidates, k)
-        return self._searcher(encoder).results(candidates[:limit])
+        request = SearchRequest(
+            text=text if isinstance(text, str) else "",
+            limit=limit,
+            kind=kind,
+            folder=to_bytes(folder) if folder is not None else None,
+            taken_from=taken_from,
+            taken_to=taken_to,
+            rerank=rerank,
+            sort=sort,
+        )
+        return self.run(request, notice=notice)
+
+    def similar(
+        self,
+        file: str | os.PathLike | bytes,
+        *,
+        limit: int = 20,
+        kind: str | None = None,
+        folder: str | os.PathLike | bytes | None = None,
+        taken_from: dt.date | None = None,
+        taken_to: dt.date | None = None,
+        sort: SortOrder = "relevance",
+    ) -> SearchResults:
+        """Files that look like `file` (a photo, or a video by its first frames), itself excluded; the
+        filters and the order are those of `search`."""
+        raw = to_bytes(file)
+        if not os.path.isfile(raw):
+            raise UsageError(f"{display(raw)} is not a file")
+        request = SearchRequest(
+            similar_to=raw,
+            limit=limit,
+            kind=kind,
+            folder=to_bytes(folder) if folder is not None else None,
+            taken_from=taken_from,
+            taken_to=taken_to,
+            sort=sort,
+        )
+        return self.run(request)
+
+    def run(
+        self, request: SearchRequest, *, notice: Callable[[str], None] = lambda message: None
+    ) -> SearchResults:
+        """Answer a search request (words, or a file's look-alikes) through the query pipeline."""
+        from engine.search.pipeline import QueryPipeline, Searchable
+
+        request.check()
+        current = self.current_model()
+        if current is None:
+            raise UsageError("this library has not been indexed yet; run `glimpse index` first")
+        searchable = Searchable(
+            catalogue=self.catalogue,
+            space=current.space,
+            index=self.vector_index(current.space),
+            encoder=self._encoder(current.spec),
+            frame_interval_ms=int(self.frame_interval_s * 1000),
+        )
+        pipeline = QueryPipeline(
+            searchable,
+            reranker=lambda explicit: self._reranker(current.spec, explicit=explicit, notice=notice),
+            decoders=lambda: self._decoders(self._decode_settings()),
+            default_rerank=self.rerank_k,
+        )
+        return pipeline.run(request)
 
     @property
     def rerank_k(self) -> int:
@@ -298,23 +363,21 @@ class Library:
             raise UsageError("re-rank between 0 (off) and 1000 results")
         self.catalogue.set_setting(RERANK_SETTING, str(int(k)))
 
-    def _reranker(self, *, explicit: bool, notice: Callable[[str], None]):
-        """The Slow re-ranker paired with this library's model, or None (no pair, or its weights are away)."""
+    def _reranker(self, spec: str, *, explicit: bool, notice: Callable[[str], None]):
+        """The Slow re-ranker paired with the model `spec`, or None (no pair, or its weights are away)."""
         from engine.errors import ModelUnavailable
         from engine.models import load_slow
         from engine.models.presets import paired_slow
-        from engine.reranker import Reranker
+        from engine.search.rerank import Reranker
         from engine.token_cache import TokenCache
 
-        if self.model is None:
-            return None
-        spec = paired_slow(self.model)
-        if spec is None:
+        slow = paired_slow(spec)
+        if slow is None:
             if explicit:
-                raise UsageError(f"the model {self.model} has no Slow re-ranker; search without --rerank")
+                raise UsageError(f"the model {spec} has no Slow re-ranker; search without --rerank")
             return None
         try:
-            scorer = load_slow(spec, self.device)
+            scorer = load_slow(slow, self.device)
         except ModelUnavailable as error:
             if explicit:
                 raise
@@ -330,78 +393,18 @@ class Library:
 
         return DecodeSettings(frame_interval_s=self.frame_interval_s)
 
-    def similar(
-        self,
-        file: str | os.PathLike | bytes,
-        *,
-        limit: int = 20,
-        kind: str | None = None,
-        folder: str | os.PathLike | bytes | None = None,
-        taken_from: dt.date | None = None,
-        taken_to: dt.date | None = None,
-    ) -> list[SearchResult]:
-        """Files that look like `file` (a photo, or a video by its first frames), itself excluded; the
-        filters are those of `search`."""
-        import threading
-
-        from engine.decoding import DecodeJob
-        from engine.media.scanner import kind_of
-
-        raw = to_bytes(file)
-        if not os.path.isfile(raw):
-            raise UsageError(f"{display(raw)} is not a file")
-        encoder = self._encoder()
-        vector = self._stored_vector(raw, encoder)
-        if vector is None:
-            kind = kind_of(raw)
-            if kind is None:
-                raise UsageError(f"{display(raw)} is not a photo or video Glimpse can read")
-            frames: list[np.ndarray] = []
-            summary = self._decoders(self._decode_settings()).decode(
-                DecodeJob(raw, kind),
-                lambda _ts, pixels: frames.append(pixels) or len(frames) < 8,
-                threading.Event(),
-            )
-            if summary.error or not frames:
-                raise UsageError(f"cannot read {display(raw)}: {summary.error}")
-            from PIL import Image
-
-            vectors = encoder.embed_images([Image.fromarray(f) for f in frames])
-            vector = _unit(vectors.mean(axis=0))
-        filters = _filters(kind, folder, taken_from, taken_to, exclude=raw)
-        return self._searcher(encoder).results(self._shortlist(encoder, vector, limit, filters))
-
-    def _stored_vector(self, raw: bytes, encoder) -> np.ndarray | None:
-        media = self.catalogue.media_by_path(raw)
-        known = self.catalogue.find_model(encoder.key)
-        if media is None or known is None:
-            return None
-        frames = self.catalogue.frames_of_media(media.id)
-        vectors = self.catalogue.vectors_of([f for f, _ in frames], known[0], known[1])
-        if not vectors:
-            return None
-        return _unit(np.mean(list(vectors.values()), axis=0))
-
-    def _searcher(self, encoder):
-        from engine.searcher import Searcher
-
-        known = self.catalogue.find_model(encoder.key)
-        assert known is not None
-        index = self._vector_index(encoder.key, encoder.dim, known[0])
-        return Searcher(self.catalogue, index, int(self.frame_interval_s * 1000))
-
-    def _shortlist(self, encoder, vector, limit, filters):
-        if self.catalogue.find_model(encoder.key) is None:
-            return []
-        return self._searcher(encoder).shortlist(vector, limit, filters)
-
     # status and check ---------------------------------------------------------------------------------
 
     def status(self) -> LibraryStatus:
-        model = self.model
-        known = self.catalogue.find_model(_key_of(model)) if model else None
-        counts = self.catalogue.counts(known[0] if known else None)
-        return LibraryStatus(library=self.folder, model=model, folders=self.folders(), **counts)
+        current = self.current_model()
+        counts = self.catalogue.counts(current.space.id if current else None)
+        return LibraryStatus(
+            library=self.folder,
+            model=self.model,
+            folders=self.folders(),
+            excluded=self.excluded_folders(),
+            **counts,
+        )
 
     def check(self, *, repair: bool = False) -> CheckReport:
         """Compare the index file with the catalogue; `repair` rebuilds the index and requeues broken rows."""
@@ -412,16 +415,16 @@ class Library:
         for what, count in self.catalogue.orphans().items():
             if count:
                 problems.append(f"{count} {what}")
-        model = self.model
-        known = self.catalogue.find_model(_key_of(model)) if model else None
-        if known is not None:
-            path = self.folder / f"vectors-{_key_of(model)}.usearch"
-            expected = set(self.catalogue.vector_keys(known[0]).tolist())
-            loaded = VectorIndex._load(path, known[1])
+        current = self.current_model()
+        if current is not None:
+            space = current.space
+            path = self._index_path(space)
+            expected = set(self.catalogue.vector_keys(space.id).tolist())
+            loaded = VectorIndex.load(path, space.dim)
             if loaded is None and expected:
                 problems.append(f"the index file {path.name} is missing or unreadable")
             elif loaded is not None:
-                loaded.catch_up(self.catalogue, known[0])
+                loaded.catch_up(self.catalogue, space.id)
                 actual = set(loaded.keys().tolist())
                 if actual - expected:
                     problems.append(f"{len(actual - expected)} vectors in the index are not in the catalogue")
@@ -429,11 +432,9 @@ class Library:
                     problems.append(f"{len(expected - actual)} catalogue vectors are missing from the index")
             if repair and problems:
                 self.catalogue.requeue_orphans()
-                path.unlink(missing_ok=True)
-                path.with_suffix(".json").unlink(missing_ok=True)
+                VectorIndex.delete_files(path)
                 self._index = None
-                index = self._vector_index(_key_of(model), known[1], known[0])
-                index.save(self.catalogue, known[0])
+                self.vector_index(space).save(self.catalogue, space.id)
                 repaired.append(
                     "rebuilt the index from the catalogue; files with missing frames will be re-indexed"
                 )
@@ -443,54 +444,36 @@ class Library:
         if not self.writable:
             raise LibraryError("this library was opened read-only")
 
-    # for the desktop app: details, failures, thumbnails, the log -------------------------------------
-
-    def media_details(self, path: str | os.PathLike | bytes) -> MediaDetails | None:
-        """Size, dimensions, dates and indexing state of a file of the library; None if it is not in it."""
-        from datetime import datetime
-
-        media = self.catalogue.media_by_path(to_bytes(path))
-        if media is None:
-            return None
-        return MediaDetails(
-            path=to_path(media.path),
-            kind=media.kind,
-            size=media.size,
-            width=media.width,
-            height=media.height,
-            duration_s=media.duration_ms / 1000 if media.duration_ms is not None else None,
-            taken_at=media.taken_at,
-            modified=datetime.fromtimestamp(media.mtime_ns / 1e9),
-            status=str(media.status),
-            error=media.error,
-        )
+    # for the desktop app: failures, thumbnails, models, devices ---------------------------------------------------
 
     def failed_files(self, limit: int = 1000) -> list[FailedFile]:
         """Files that could not be indexed, with the reason, up to `limit`."""
-        failed: list[FailedFile] = []
-        for media in self.catalogue.iter_media():
-            if media.status == "failed":
-                failed.append(FailedFile(path=to_path(media.path), error=media.error or "unknown error"))
-                if len(failed) >= limit:
-                    break
-        return failed
+        return self.catalogue.failed_files(limit)
 
-    def thumbnails(self, max_bytes: int | None = None) -> ThumbnailCache:
-        """The library's thumbnail cache (`thumbnails/`), bounded to `max_bytes`; usable from any thread.
-        Close it when done: it decodes in worker processes."""
-        return ThumbnailCache(self.folder / "thumbnails", max_bytes or DEFAULT_MAX_BYTES)
+    @staticmethod
+    def thumbnail_cache(folder: Path, max_bytes: int | None = None) -> ThumbnailCache:
+        """The thumbnail cache of the library in `folder` (`thumbnails/`), bounded to `max_bytes`; usable from
+        any thread, without opening the library. Close it when done: it decodes in worker processes."""
+        return ThumbnailCache(folder / "thumbnails", max_bytes or DEFAULT_MAX_BYTES)
 
-    @property
-    def log_path(self) -> Path:
-        """The library's log file (it may not exist yet)."""
-        return self.folder / "glimpse.log"
+    @staticmethod
+    def presets() -> list[Preset]:
+        """Every model preset, Fast encoders and Slow re-rankers."""
+        from engine.models.presets import PRESETS
+
+        return list(PRESETS.values())
 
     @staticmethod
     def fast_presets() -> list[Preset]:
         """The Fast model presets a library can be indexed with (Slow re-rankers come with them)."""
-        from engine.models.presets import PRESETS
+        return [preset for preset in Library.presets() if preset.kind == "fast"]
 
-        return [preset for preset in PRESETS.values() if preset.kind == "fast"]
+    @staticmethod
+    def default_model() -> str:
+        """The preset a new library is indexed with unless told otherwise."""
+        from engine.models.presets import DEFAULT_PRESET
+
+        return DEFAULT_PRESET
 
     @staticmethod
     def model_available(spec: str) -> bool:
@@ -525,36 +508,6 @@ def default_rerank(device: str) -> int:
     return RERANK_GPU if resolve_device(device) == "cuda" else RERANK_CPU
 
 
-def _keep_scores_falling(candidates, reranked: int) -> None:
-    """Results past the re-ranked head keep their Fast order, with scores capped so they never rise."""
-    if not reranked or len(candidates) <= reranked:
-        return
-    ceiling = min(c.score for c in candidates[:reranked])
-    for candidate in candidates[reranked:]:
-        candidate.score = min(candidate.score, ceiling)
-        ceiling = candidate.score
-
-
-def _filters(kind, folder, taken_from, taken_to, exclude: bytes | None = None):
-    from engine.searcher import Filters
-
-    if kind not in (None, "image", "video"):
-        raise UsageError("the type must be image or video")
-    if taken_from and taken_to and taken_from > taken_to:
-        raise UsageError("the date range ends before it starts")
-    return Filters(
-        kind=kind,
-        folder=to_bytes(folder) if folder is not None else None,
-        exclude_path=exclude,
-        after=dt.datetime.combine(taken_from, dt.time.min) if taken_from else None,
-        before=dt.datetime.combine(taken_to + dt.timedelta(days=1), dt.time.min) if taken_to else None,
-    )
-
-
-def _unit(vector: np.ndarray) -> np.ndarray:
-    return vector / (np.linalg.norm(vector) or 1.0)
-
-
 def _key_of(spec: str) -> str:
     from engine.models.presets import parse_model_spec
 
@@ -568,7 +521,7 @@ _log_files: dict[str, tuple[logging.Handler, int]] = {}
 def _log_to(folder: Path) -> None:
     """Send the log to the library's log file while a library of that folder is open: the engine's from INFO,
     and the libraries' warnings too (open_clip logs through the root logger), which then stay off the terminal."""
-    target = str(folder / "glimpse.log")
+    target = str(folder / LOG_FILE)
     if target in _log_files:
         handler, count = _log_files[target]
         _log_files[target] = (handler, count + 1)
@@ -584,7 +537,7 @@ def _log_to(folder: Path) -> None:
 
 
 def _stop_logging_to(folder: Path) -> None:
-    target = str(folder / "glimpse.log")
+    target = str(folder / LOG_FILE)
     if target not in _log_files:
         return
     handler, count = _log_files.pop(target)

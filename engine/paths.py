@@ -8,6 +8,8 @@ from pathlib import Path
 from platformdirs import user_data_path
 
 LIBRARY_ENV = "GLIMPSE_LIBRARY"
+#: The library's log, inside its folder: the engine's messages and every unexpected failure's trace.
+LOG_FILE = "glimpse.log"
 
 
 def default_library() -> Path:
@@ -16,6 +18,11 @@ def default_library() -> Path:
     if env:
         return Path(env).expanduser()
     return user_data_path("glimpse", appauthor=False) / "library"
+
+
+def log_file(library: Path) -> Path:
+    """The log file of the library in folder `library` (it may not exist yet)."""
+    return library / LOG_FILE
 
 
 def to_bytes(path: str | bytes | os.PathLike) -> bytes:

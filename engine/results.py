@@ -20,12 +20,28 @@ class SearchResult:
     frame_id: int
     #: For a video: (start, end) seconds of runs of neighbouring frames that match well.
     segments: list[tuple[float, float]] = field(default_factory=list)
+    #: What a view shows about the file (size, dimensions, dates); not part of the JSON output.
+    details: MediaDetails | None = None
 
     def to_json(self) -> dict:
         data = asdict(self)
+        del data["details"]
         data["path"] = str(self.path)
         data["segments"] = [list(s) for s in self.segments]
         return data
+
+
+@dataclass
+class SearchResults:
+    """One search's answer, in the order asked for: the results that clear the relevance cutoff, then the
+    less relevant ones past it (`glimpse search --all`, the window's "Show N less relevant results")."""
+
+    shown: list[SearchResult] = field(default_factory=list)
+    hidden: list[SearchResult] = field(default_factory=list)
+
+    @property
+    def all(self) -> list[SearchResult]:
+        return self.shown + self.hidden
 
 
 @dataclass
@@ -66,11 +82,13 @@ class LibraryStatus:
     pending: int
     unavailable: int
     folders: list[Path]
+    excluded: list[Path] = field(default_factory=list)  # sub-folders left out of watched folders
 
     def to_json(self) -> dict:
         data = asdict(self)
         data["library"] = str(self.library)
         data["folders"] = [str(f) for f in self.folders]
+        data["excluded"] = [str(f) for f in self.excluded]
         return data
 
 
@@ -102,5 +120,7 @@ class MediaDetails:
     duration_s: float | None  # videos only
     taken_at: datetime | None  # the camera's local time (EXIF, or the video's creation time)
     modified: datetime
+    #: The date a person thinks of: when it was taken, else when the file last changed (`file_date`).
+    when: datetime
     status: str  # "indexed" | "pending" | "failed" | "unavailable"
     error: str | None  # why indexing failed, when it did

@@ -72,7 +72,7 @@ class VectorIndex:
 
         `view`: map the file read-only instead of reading it, for processes that only search.
         """
-        loaded = cls._load(path, dim, view=view)
+        loaded = cls.load(path, dim, view=view)
         last_vector, last_deletion = catalogue.last_seqs()
         if loaded is not None and (
             loaded.marks.vectors > last_vector or loaded.marks.deletions > last_deletion
@@ -86,7 +86,8 @@ class VectorIndex:
         return loaded
 
     @classmethod
-    def _load(cls, path: Path, dim: int, *, view: bool = False) -> VectorIndex | None:
+    def load(cls, path: Path, dim: int, *, view: bool = False) -> VectorIndex | None:
+        """The index file as it is, without catching up; None when it is missing, incomplete or unreadable."""
         meta_path = path.with_suffix(".json")
         if not path.exists() or not meta_path.exists():
             if path.exists() or meta_path.exists():
@@ -197,9 +198,11 @@ class VectorIndex:
         except FileNotFoundError:
             return self.loaded_mtime_ns is not None
 
-    def delete_files(self) -> None:
-        for path in (self.path, self.meta_path):
-            path.unlink(missing_ok=True)
+    @staticmethod
+    def delete_files(path: Path) -> None:
+        """Remove an index file and its marks (the catalogue rebuilds them on the next open)."""
+        for file in (path, path.with_suffix(".json")):
+            file.unlink(missing_ok=True)
 
 
 def _new_index(dim: int) -> Index:

@@ -1,30 +1,44 @@
-"""Follow the watched folders (watchdog) and re-index what changed, until stopped."""
+"""Following the watched folders: `FolderFollower` notices what changed, `Watcher` re-indexes it until stopped.
+
+`glimpse watch` runs a `Watcher`; the desktop's index service (engine/jobs.py) uses the same `FolderFollower`,
+so both treat a folder the same way. A folder that is not reachable (an unplugged drive, an unmounted share)
+is not followed: watchdog cannot watch a path that is not there. It is looked for every
+`UNREACHABLE_CHECK_SECONDS`, and when it comes back it is followed again and reported as changed, so that its
+files come back into the search. A followed folder that disappears is reported as changed once (indexing then
+keeps its files as unavailable) and looked for in the same way.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from watchdog.events import FileSystemEvent, FileSystemEventHandler
 from watchdog.observers import Observer
+from watchdog.observers.api import ObservedWatch
 
+from engine.control import RunControl
 from engine.library import Library
-from engine.paths import is_inside, to_bytes
+from engine.paths import display, is_inside, to_bytes
 from engine.results import IndexReport
 
 log = logging.getLogger(__name__)
 
 #: Wait for this long without new events before re-indexing, so a copy of many files is one update.
 QUIET_SECONDS = 1.0
+#: How often folders that are not reachable are looked for.
+UNREACHABLE_CHECK_SECONDS = 5.0
 
 
-class FolderChanges(FileSystemEventHandler):
-    """Collects which watched folders saw any change since the last update."""
+class _Changes(FileSystemEventHandler):
+    """Collects which followed folders saw any change since they were last taken."""
 
-    def __init__(self, roots: list[bytes]) -> None:
-        self.roots = roots
+    def __init__(self, roots: Sequence[bytes]) -> None:
+        self.roots = list(roots)
         self.dirty: set[bytes] = set()
         self.last_event = 0.0
         self.lock = threading.Lock()
@@ -40,6 +54,10 @@ class FolderChanges(FileSystemEventHandler):
                         self.dirty.add(root)
             self.last_event = time.monotonic()
 
+    def mark(self, root: bytes) -> None:
+        with self.lock:
+            self.dirty.add(root)
+
     def take_if_quiet(self) -> list[bytes]:
         with self.lock:
             if not self.dirty or time.monotonic() - self.last_event < QUIET_SECONDS:
@@ -48,8 +66,76 @@ class FolderChanges(FileSystemEventHandler):
             return dirty
 
 
+class FolderFollower:
+    """Follows a set of folders with watchdog; `changed()` says which need indexing now."""
+
+    def __init__(self, roots: Sequence[bytes]) -> None:
+        self.roots = [to_bytes(root) for root in roots]
+        self._changes = _Changes(self.roots)
+        self._observer = Observer()
+        self._watches: dict[bytes, ObservedWatch] = {}
+        self._unreachable: set[bytes] = set()
+        self._last_check = time.monotonic()
+        self._observer.start()  # first: a started observer says at once when a folder cannot be followed
+        for root in self.roots:
+            self._follow(root)
+
+    @property
+    def unreachable(self) -> list[bytes]:
+        """The folders not followed right now, because they are not there."""
+        return sorted(self._unreachable)
+
+    def changed(self) -> list[bytes]:
+        """The folders that changed and have been quiet since, or came back, or went away; empty when none."""
+        now = time.monotonic()
+        if now - self._last_check >= UNREACHABLE_CHECK_SECONDS:
+            self._last_check = now
+            self._check_reachable()
+        return self._changes.take_if_quiet()
+
+    def _check_reachable(self) -> None:
+        for root in list(self._unreachable):
+            if os.path.isdir(root) and self._follow(root):
+                log.info("folder %s is reachable again", display(root))
+                self._changes.mark(root)
+        for root, watch in list(self._watches.items()):
+            if not os.path.isdir(root):
+                log.info("folder %s is not reachable any more", display(root))
+                self._unfollow(root, watch)
+                self._unreachable.add(root)
+                self._changes.mark(root)
+
+    def _follow(self, root: bytes) -> bool:
+        if not os.path.isdir(root):
+            self._unreachable.add(root)
+            return False
+        try:
+            self._watches[root] = self._observer.schedule(self._changes, os.fsdecode(root), recursive=True)
+        except OSError as error:  # gone between the check and the call, or not readable
+            log.warning("cannot follow %s: %s", display(root), error)
+            self._unreachable.add(root)
+            return False
+        self._unreachable.discard(root)
+        return True
+
+    def _unfollow(self, root: bytes, watch: ObservedWatch) -> None:
+        del self._watches[root]
+        with contextlib.suppress(KeyError, OSError):  # its emitter may have ended with the folder
+            self._observer.unschedule(watch)
+
+    def close(self) -> None:
+        self._observer.stop()
+        self._observer.join()
+
+    def __enter__(self) -> FolderFollower:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
 class Watcher:
-    """Index once (catching up with what changed while nothing watched), then follow changes."""
+    """Index once (catching up with what changed while nothing watched), then follow changes until stopped."""
 
     def __init__(
         self,
@@ -57,28 +143,22 @@ class Watcher:
         *,
         on_report: Callable[[IndexReport], None] = lambda report: None,
         notice: Callable[[str], None] = lambda message: None,
-        stop: threading.Event | None = None,
+        control: RunControl | None = None,
     ) -> None:
         self.library = library
         self.on_report = on_report
         self.notice = notice
-        self.stop = stop or threading.Event()
+        self.control = control or RunControl()
 
     def run(self) -> None:
-        roots = [to_bytes(f) for f in self.library.folders()]
-        self.on_report(self.library.index(notice=self.notice, should_stop=self.stop.is_set))
-        changes = FolderChanges(roots)
-        observer = Observer()
-        for root in roots:
-            observer.schedule(changes, root.decode("utf-8", "surrogateescape"), recursive=True)
-        observer.start()
-        self.notice(f"watching {len(roots)} folders; press Ctrl+C to stop")
-        try:
-            while not self.stop.wait(0.25):
-                dirty = changes.take_if_quiet()
+        self.on_report(self.library.index(notice=self.notice, control=self.control))
+        with FolderFollower(self.library.catalogue.folders()) as follower:
+            folders = len(follower.roots)
+            self.notice(f"watching {folders} folder{'s' if folders != 1 else ''}; press Ctrl+C to stop")
+            for root in follower.unreachable:
+                self.notice(f"{display(root)} is not reachable; it will be followed when it comes back")
+            while not self.control.stopped:
+                time.sleep(0.25)
+                dirty = follower.changed()
                 if dirty:
-                    report = self.library.index(dirty, notice=self.notice, should_stop=self.stop.is_set)
-                    self.on_report(report)
-        finally:
-            observer.stop()
-            observer.join()
+                    self.on_report(self.library.index(dirty, notice=self.notice, control=self.control))

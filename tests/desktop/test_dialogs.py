@@ -31,8 +31,10 @@ def test_settings_persist_across_windows(make_window, tmp_path, qtbot) -> None:
     assert (again.model, again.device, again.rerank, again.rerank_k) == ("tiny-test", "cpu", False, 35)
     assert (again.frame_interval_s, again.thumbnail_cache_mb) == (4.5, 256)
     second = make_window(library, model=None)
-    request = second._request("a dog")
-    assert (request.rerank, request.rerank_k) == (False, 35)
+    assert second._request("a dog").rerank == 0  # re-ranking off
+    second.settings.rerank = True
+    assert second._request("a dog").rerank == 35
+    second.settings.rerank = False
     reopened = SettingsDialog(second.settings, second, detected="CPU")
     qtbot.addWidget(reopened)
     assert reopened.rerank_k.value() == 35 and not reopened.rerank.isChecked()
@@ -42,10 +44,10 @@ def test_settings_persist_across_windows(make_window, tmp_path, qtbot) -> None:
 def test_rerank_setting_reaches_the_search(make_window, indexed, qtbot) -> None:
     window = make_window(indexed[0], rerank=False)
     response = search(qtbot, window, "a landscape")
-    assert response.items and all(i.result.slow_score is None for i in response.items)
+    assert response.results.all and all(i.slow_score is None for i in response.results.all)
     window.settings.rerank, window.settings.rerank_k = True, 3
     response = search(qtbot, window, "a landscape")
-    assert sum(i.result.slow_score is not None for i in response.items) == 3
+    assert sum(i.slow_score is not None for i in response.results.all) == 3
 
 
 @pytest.fixture

@@ -76,7 +76,7 @@ def test_add_folder_indexes_in_the_background_without_stalling(make_window, tmp_
     assert dialog.watched.item(0).text() == str(media)
     # Newly indexed files are searchable at once, in this same window.
     response = search(qtbot, window, "a landscape")
-    assert len(response.items) == 26
+    assert len(response.results.all) == 26
     print(f"longest event-loop stall while indexing: {meter.longest * 1000:.1f} ms over {meter.ticks} ticks")
     assert meter.ticks > 100
     assert meter.longest < MAX_STALL_S
@@ -89,16 +89,16 @@ def test_a_deleted_watched_file_leaves_the_results(make_window, tmp_path, qtbot)
     index_folder(tmp_path / "library", media)
     window = make_window(tmp_path / "library", start=True)
     qtbot.waitUntil(lambda: window.indexing.state == "watching", timeout=60_000)
-    assert len(search(qtbot, window, "a landscape").items) == 4
+    assert len(search(qtbot, window, "a landscape").results.all) == 4
 
     files[0].unlink()
     with qtbot.waitSignal(window.searched, timeout=30_000):  # the watcher's update re-runs the search
         pass
-    shown = [i.result.path for i in window.model.items]
+    shown = [i.path for i in window.model.items]
     assert files[0] not in shown and len(shown) == 3
 
     added = make_photo(media / "new.jpg", size=(160, 120), seed=42)
-    qtbot.waitUntil(lambda: added in [i.result.path for i in window.model.items], timeout=30_000)
+    qtbot.waitUntil(lambda: added in [i.path for i in window.model.items], timeout=30_000)
 
 
 @pytest.mark.slow
@@ -126,7 +126,9 @@ def test_pause_resume_and_cancel_reach_the_indexer(make_window, tmp_path, qtbot)
     window.show()
     qtbot.waitUntil(lambda: window.indexing.state == "idle", timeout=60_000)
     states: list[str] = []
+    reports = []
     window.indexing.state_changed.connect(states.append)
+    window.indexing.report.connect(reports.append)
     window.indexing.add_folder(str(media))
     qtbot.waitUntil(lambda: window.indexing.state == "indexing", timeout=30_000)
     window.indexing_status.pause_button.click()
@@ -135,12 +137,21 @@ def test_pause_resume_and_cancel_reach_the_indexer(make_window, tmp_path, qtbot)
     assert "paused" in window.indexing_status.label.text()
     qtbot.waitUntil(lambda: "more are on their way" in window.empty.text(), timeout=10_000)
     window.indexing_status.pause_button.click()
-    qtbot.waitUntil(lambda: window.indexing.state != "paused", timeout=30_000)
+    qtbot.waitUntil(lambda: window.indexing.state == "indexing", timeout=30_000)
+    # Cancel while paused, so that the run is surely unfinished when the cancel reaches it.
+    window.indexing_status.pause_button.click()
+    qtbot.waitUntil(lambda: window.indexing.state == "paused", timeout=30_000)
     window.indexing_status.cancel_button.click()
-    qtbot.waitUntil(lambda: window.indexing.state in ("cancelled", "watching"), timeout=30_000)
+    qtbot.waitUntil(lambda: window.indexing.state == "cancelled", timeout=30_000)
+    qtbot.waitUntil(lambda: bool(reports), timeout=10_000)
+    assert reports[-1].images < 30  # it stopped before the end
     # The empty page no longer promises more files (it follows the indexer's state, not only the counts).
     qtbot.waitUntil(lambda: "on their way" not in window.empty.text(), timeout=10_000)
     assert "paused" in states and "indexing" in states
+    # Resume goes on with what the cancelled run left pending.
+    window.indexing.resume()
+    qtbot.waitUntil(lambda: window.indexing.state == "watching", timeout=60_000)
+    assert reports[-2].images + reports[-1].images == 30
 
 
 def test_a_library_locked_by_another_process_is_one_clear_sentence(make_window, tmp_path, qtbot) -> None:

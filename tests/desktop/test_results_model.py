@@ -1,4 +1,4 @@
-"""The results grid's model on its own: many results, thumbnails on demand, filters by date, sort by date."""
+"""The results grid's model on its own: many results, thumbnails on demand, what the engine's cutoff hides."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ from pathlib import Path
 from PySide6.QtCore import QSize
 
 from desktop.main_window import TILE, ResultsView
-from desktop.results_model import ResultDelegate, ResultsModel, visible_count
-from desktop.workers import ResultItem, SearchRequest, ThumbnailLoader, sort
-from engine.results import MediaDetails, SearchResult
+from desktop.results_model import ResultDelegate, ResultsModel
+from desktop.workers import ThumbnailLoader
+from engine.results import MediaDetails, SearchResult, SearchResults
 
 
 class CountingLoader(ThumbnailLoader):
@@ -26,12 +26,14 @@ class CountingLoader(ThumbnailLoader):
         return self.key(path, seconds, side)
 
 
-def item(rank: int, score: float = 0.5, taken: datetime | None = None, kind: str = "image") -> ResultItem:
+def item(rank: int, score: float = 0.5, taken: datetime | None = None, kind: str = "image") -> SearchResult:
     path = Path(f"/photos/{rank:06d}.jpg")
-    result = SearchResult(rank, path, kind, score, score, None, 1.0 if kind == "video" else None, rank, rank)
     modified = datetime(2020, 1, 1)
-    details = MediaDetails(path, kind, 1000, 10, 10, None, taken, modified, "indexed", None)
-    return ResultItem(result, details)
+    details = MediaDetails(
+        path, kind, 1000, 10, 10, None, taken, modified, taken or modified, "indexed", None
+    )
+    timestamp = 1.0 if kind == "video" else None
+    return SearchResult(rank, path, kind, score, score, None, timestamp, rank, rank, details=details)
 
 
 def test_tens_of_thousands_of_results_cost_only_the_rows_on_screen(qtbot) -> None:
@@ -45,7 +47,7 @@ def test_tens_of_thousands_of_results_cost_only_the_rows_on_screen(qtbot) -> Non
     qtbot.waitExposed(view)
     items = [item(i, score=0.9) for i in range(50_000)]
     started = time.perf_counter()
-    model.set_items(items, show_all=True)
+    model.set_items(SearchResults(shown=items), show_all=True)
     qtbot.wait(50)
     assert time.perf_counter() - started < 1.0
     assert model.rowCount() == 50_000
@@ -56,19 +58,13 @@ def test_tens_of_thousands_of_results_cost_only_the_rows_on_screen(qtbot) -> Non
     assert len(set(loader.asked)) < 400
 
 
-def test_relevance_cutoff_keeps_results_near_the_best() -> None:
-    items = [item(i, score=s) for i, s in enumerate([0.9, 0.85, 0.82] + [0.5] * 20)]
-    assert visible_count(items) == 8  # three close to the best, topped up to the minimum shown
-    assert visible_count([item(i, score=0.9) for i in range(30)]) == 30
-    assert visible_count([]) == 0
-
-
-def test_newest_first() -> None:
-    items = [
-        item(1, taken=datetime(2024, 5, 1)),
-        item(2, taken=datetime(2023, 1, 1)),
-        item(3, taken=None),  # no capture date: its file date (2020) stands in
-        item(4, taken=datetime(2024, 12, 31, 23, 0)),
-    ]
-    assert [i.result.rank for i in sort(items, SearchRequest(text="x"))] == [1, 2, 3, 4]
-    assert [i.result.rank for i in sort(items, SearchRequest(text="x", sort="date"))] == [4, 1, 2, 3]
+def test_results_past_the_cutoff_wait_until_asked_for(qtbot) -> None:
+    model = ResultsModel(CountingLoader())
+    results = SearchResults(shown=[item(1), item(2)], hidden=[item(3), item(4), item(5)])
+    model.set_items(results)
+    assert model.rowCount() == 2 and model.hidden == 3
+    model.show_all()
+    assert model.rowCount() == 5 and model.hidden == 0
+    assert [model.item(model.index(row)).rank for row in range(5)] == [1, 2, 3, 4, 5]
+    model.set_items(results, show_all=True)
+    assert model.rowCount() == 5

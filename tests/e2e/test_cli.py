@@ -84,7 +84,9 @@ def test_status_and_check_after_indexing(indexed):
 
 def test_search_json_shape_and_video_moments(indexed):
     library, _ = indexed
-    run = glimpse("search", "a birthday cake", "--limit", "50", "--no-rerank", "--json", library=library)
+    run = glimpse(
+        "search", "a birthday cake", "--limit", "50", "--no-rerank", "--all", "--json", library=library
+    )
     assert run.code == 0, run.stderr
     results = run.json()
     assert len(results) == 11  # one entry per file, failed files never appear
@@ -108,7 +110,7 @@ def test_search_filters_by_type_and_folder(indexed, folder):
 
 def test_non_utf8_file_name_is_found_byte_exact(indexed):
     library, _ = indexed
-    results = glimpse("search", "coffee", "--limit", "50", "--json", library=library).json()
+    results = glimpse("search", "coffee", "--limit", "50", "--all", "--json", library=library).json()
     raw = {os.fsencode(r["path"]) for r in results}
     assert any(p.endswith(b"caf\xe9.jpg") for p in raw)
 

@@ -56,7 +56,9 @@ def snapshot(library: Path) -> dict:
     with Library.open(library) as reader:
         status = reader.status().to_json()
         status.pop("library")
-        searches = {q: [(r.path, r.score, r.timestamp) for r in reader.search(q, limit=50)] for q in QUERIES}
+        searches = {
+            q: [(r.path, r.score, r.timestamp) for r in reader.search(q, limit=50).all] for q in QUERIES
+        }
         return {"status": status, "consistent": reader.check().consistent, "searches": searches}
 
 
@@ -246,19 +248,19 @@ def test_searching_while_another_process_indexes_sees_consistent_results(tmp_pat
         make_photo(media / f"photo-{seed:02d}.jpg", size=(2000, 1500), seed=seed)
     seen: list[int] = []
     with Library.open(library) as reader:
-        assert len(reader.search("a photo", rerank=0)) == 1  # the reader is warm before the writer starts
+        assert len(reader.search("a photo", rerank=0).all) == 1  # the reader is warm before the writer starts
         argv = [GLIMPSE, "index", "--library", library]
         process = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=ENV)
         try:
             while process.poll() is None:
-                results = reader.search("a photo", limit=100, rerank=0)
+                results = reader.search("a photo", limit=100, rerank=0).all
                 paths = [r.path for r in results]
                 assert len(paths) == len(set(paths))  # one result per file, never a duplicate
                 assert all(p.exists() for p in paths)
                 assert not seen or len(paths) >= seen[-1]  # what was searchable stays searchable
                 seen.append(len(paths))
             assert process.wait() == 0
-            assert len(reader.search("a photo", limit=100, rerank=0)) == 31
+            assert len(reader.search("a photo", limit=100, rerank=0).all) == 31
         finally:
             process.kill()
     assert len(set(seen)) > 1, seen  # the reader saw the library grow while the writer worked

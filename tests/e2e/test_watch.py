@@ -14,7 +14,7 @@ from tests.factory import make_photo
 
 def names(library: Path) -> set[str]:
     with Library.open(library) as reader:
-        return {r.path.name for r in reader.search("anything", limit=100)}
+        return {r.path.name for r in reader.search("anything", limit=100).all}
 
 
 def test_watch_follows_additions_and_deletions(tmp_path):

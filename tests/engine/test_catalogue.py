@@ -214,6 +214,24 @@ def test_per_file_and_per_search_look_ups_never_read_the_whole_library(catalogue
         assert "USING INTEGER PRIMARY KEY" in plan
 
 
+def test_failed_files_and_details_are_one_query_each(catalogue):
+    model = catalogue.model_id("m", 8)
+    ids = [index_file(catalogue, f"/p/{i}.jpg".encode(), model, seed=i) for i in range(30)]
+    for i in (25, 3, 14):
+        catalogue.record_failed(ids[i], f"broken {i}")
+    [plan] = query_plans(catalogue, lambda: catalogue.failed_files(2))
+    assert "USING INDEX ix_media_status (status=?)" in plan  # only the failed rows are read
+    assert [(str(f.path), f.error) for f in catalogue.failed_files(10)] == [
+        ("/p/14.jpg", "broken 14"),
+        ("/p/25.jpg", "broken 25"),
+        ("/p/3.jpg", "broken 3"),
+    ]
+    [plan] = query_plans(catalogue, lambda: catalogue.details(ids[:20]))
+    assert "USING INTEGER PRIMARY KEY" in plan
+    details = catalogue.details([ids[5], ids[2], 10_000])
+    assert set(details) == {ids[5], ids[2]} and str(details[ids[5]].path) == "/p/5.jpg"
+
+
 def test_any_bytes_path_round_trips(catalogue):
     model = catalogue.model_id("m", 8)
     weird = b"/photos/caf\xe9 \xff\xfe\n.jpg"

@@ -31,7 +31,8 @@ def writer(tmp_path: Path):
 
 
 def names(results) -> set[str]:
-    return {Path(r.path).name for r in results}
+    """The file names of every result, those past the relevance cutoff included."""
+    return {Path(r.path).name for r in results.all}
 
 
 def test_move_between_watched_folders_keeps_vectors(writer, media):
@@ -57,12 +58,12 @@ def test_unplugged_folder_is_kept_unavailable_and_comes_back(writer, media, tmp_
     (media / "a").rename(unplugged)
     report = writer.index()
     assert report.unavailable == 3 and report.removed == 0
-    assert writer.search("anything") == []
+    assert writer.search("anything").all == []
     assert writer.status().unavailable == 3
     unplugged.rename(media / "a")
     report = writer.index()
     assert report.frames == 0 and report.skipped == 3
-    assert len(writer.search("anything")) == 3
+    assert len(writer.search("anything").all) == 3
 
 
 def test_switching_model_re_embeds_and_never_mixes_vectors(writer, media, tmp_path):
@@ -85,9 +86,9 @@ def test_a_reader_sees_new_files_without_reopening(tmp_path, media):
     with Library.open(library_dir, writable=True) as writer:
         writer.index([media / "a"], model="tiny-test")
         with Library.open(library_dir) as reader:
-            assert len(reader.search("anything", limit=50)) == 3
+            assert len(reader.search("anything", limit=50).all) == 3
             writer.index([media / "b"])  # commits and saves a new checkpoint
-            assert len(reader.search("anything", limit=50)) == 6
+            assert len(reader.search("anything", limit=50).all) == 6
             (media / "b" / "b0.png").unlink()
             writer.index()
             assert "b0.png" not in names(reader.search("anything", limit=50))
@@ -97,7 +98,7 @@ def test_video_result_carries_its_best_moment_and_segments(writer, tmp_path):
     folder = tmp_path / "videos"
     make_video(folder / "clip.mp4", seconds=12, seed=4)
     writer.index([folder], model="tiny-test")
-    [result] = writer.search("anything")
+    [result] = writer.search("anything").all
     assert result.kind == "video" and 0 <= result.timestamp <= 12
     assert result.segments and all(start <= end for start, end in result.segments)
     assert any(start <= result.timestamp <= end for start, end in result.segments)
@@ -156,7 +157,7 @@ def test_extremely_long_names_and_deep_paths_are_indexed(writer, tmp_path):
     make_photo(deep / long_name)
     report = writer.index([folder], model="tiny-test")
     assert (report.images, report.failed) == (1, 0)
-    [result] = writer.search("anything", folder=folder)
+    [result] = writer.search("anything", folder=folder).all
     assert result.path == deep / long_name
 
 

@@ -32,7 +32,7 @@ def library(tmp_path_factory):
 )
 def test_any_query_gives_results_or_a_clear_message(library, text):
     try:
-        results = library.search(text, limit=5)
+        results = library.search(text, limit=5).all
     except UsageError as error:
         assert not text.strip()  # only an empty query is refused
         assert "\n" not in str(error)
@@ -41,4 +41,4 @@ def test_any_query_gives_results_or_a_clear_message(library, text):
 
 
 def test_a_query_longer_than_the_text_tower_context_is_truncated_not_refused(library):
-    assert len(library.search("a dog " * 500, limit=5)) == 3
+    assert len(library.search("a dog " * 500, limit=5).all) == 3

@@ -8,7 +8,7 @@ from engine import Library
 from engine.media.images import decode_image
 from engine.media.video import frame_at
 from engine.models import load_slow
-from engine.reranker import FUSION_WEIGHT
+from engine.search.fusion import FUSION_WEIGHT
 from tests.factory import make_photo, make_video
 
 QUERIES = ["a red kite on the beach", "two dogs", "grandma cutting the cake", "fireworks at night"]
@@ -27,15 +27,15 @@ def library(tmp_path_factory):
 
 
 def test_no_rerank_gives_the_fast_order(library):
-    results = library.search("a dog", limit=9, rerank=0)
+    results = library.search("a dog", limit=9, rerank=0).all
     assert [r.fast_score for r in results] == sorted((r.fast_score for r in results), reverse=True)
     assert all(r.slow_score is None and r.score == r.fast_score for r in results)
 
 
 def test_reranked_head_follows_the_fused_scores(library):
     for query in QUERIES:
-        fast = library.search(query, limit=9, rerank=0)
-        results = library.search(query, limit=9, rerank=5)
+        fast = library.search(query, limit=9, rerank=0).all
+        results = library.search(query, limit=9, rerank=5).all
         head, tail = results[:5], results[5:]
         assert {r.path for r in head} == {r.path for r in fast[:5]}  # re-ranking reorders the shortlist only
         assert all(r.slow_score is not None for r in head) and all(r.slow_score is None for r in tail)
@@ -48,8 +48,8 @@ def test_reranked_head_follows_the_fused_scores(library):
 
 def test_the_slow_model_changes_the_order_when_its_scores_say_so(library):
     changed = [
-        [r.path for r in library.search(q, limit=9, rerank=9)]
-        != [r.path for r in library.search(q, limit=9, rerank=0)]
+        [r.path for r in library.search(q, limit=9, rerank=9).all]
+        != [r.path for r in library.search(q, limit=9, rerank=0).all]
         for q in QUERIES
     ]
     assert any(changed)
@@ -57,7 +57,7 @@ def test_the_slow_model_changes_the_order_when_its_scores_say_so(library):
 
 def test_slow_scores_are_the_scorers_log_likelihoods_of_the_chosen_frame(library):
     scorer = load_slow("tiny-test-slow", "cpu")
-    for r in library.search("a red kite on the beach", limit=9, rerank=9):
+    for r in library.search("a red kite on the beach", limit=9, rerank=9).all:
         # A video is scored by its best re-scored frame, whose moment the result carries.
         picture = (
             frame_at(bytes(r.path), r.timestamp) if r.kind == "video" else decode_image(bytes(r.path)).image

@@ -33,7 +33,7 @@ def caches():
 def test_photo_thumbnail_is_made_once_and_reused(tmp_path: Path) -> None:
     photo = make_photo(tmp_path / "p.jpg", size=(640, 480), color=(200, 30, 30))
     with Library.open(tmp_path / "library") as library:
-        cache = library.thumbnails()
+        cache = Library.thumbnail_cache(library.folder)
     cache.close()
     first = cache.get(photo, side=100)
     assert first.is_relative_to(tmp_path / "library" / "thumbnails")

@@ -125,6 +125,6 @@ def test_a_disk_full_during_save_leaves_the_previous_index_valid(tmp_path, catal
     assert "disk is full" in str(explain(failure.value))
     assert not list(tmp_path.glob("*.tmp"))
     monkeypatch.undo()
-    survivor = VectorIndex._load(tmp_path / "vectors-m.usearch", 8)
+    survivor = VectorIndex.load(tmp_path / "vectors-m.usearch", 8)
     assert survivor is not None and sorted(survivor.keys().tolist()) == [1]
     assert sorted(open_index(tmp_path, catalogue, model).keys().tolist()) == [1, 2]  # caught up again

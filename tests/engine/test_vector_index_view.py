@@ -64,10 +64,11 @@ def test_a_read_only_library_searches_through_a_view(tmp_path):
         model = library.catalogue.model_id("m", 8)
         for i in range(10):
             index_file(library.catalogue, f"/{i}.jpg".encode(), model, seed=i)
-        library._vector_index("m", 8, model).save(library.catalogue, model)
+        space = library.catalogue.find_model("m")
+        library.vector_index(space).save(library.catalogue, model)
         index_file(library.catalogue, b"/late.jpg", model, seed=50)
     with Library.open(folder) as reader:
-        index = reader._vector_index("m", 8, model)
+        index = reader.vector_index(space)
         assert index.view
         keys, _ = index.search(unit(8, 50), 1)
         assert keys.tolist() == [11]

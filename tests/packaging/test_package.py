@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from engine.jobs import IndexService
+from engine.jobs import Finished, IndexService, Ready
 from tests.e2e.conftest import Run
 from tests.factory import make_photo, make_video
 from tests.hub import serve_hub
@@ -105,8 +105,8 @@ def test_frozen_index_service_runs_as_the_app_starts_it(indexed, tmp_path, monke
     service = IndexService(copy, model="shapes", watch=False)
     service.start()
     try:
-        assert service.wait_event("ready", 120) is not None, service.events()
-        report = service.wait_event("report", 120)
+        assert service.wait_event(Ready, 120) is not None, service.events()
+        report = service.wait_event(Finished, 120)
         assert report is not None and report.report.failed == 0 and report.report.images == 0  # all unchanged
     finally:
         service.stop()

@@ -1,25 +1,14 @@
-"""Re-ranking the Fast shortlist with the Slow model, and fusing the two scores.
+"""Re-ranking: the Slow model re-scores the head of the Fast shortlist, and the two scores are fused.
 
-Fusion: within one query's shortlist, a candidate's score is
-
-    score = fast + FUSION_WEIGHT × (slow − best slow of the shortlist)
-
-where `fast` is the Fast cosine similarity and `slow` the Slow log-likelihood log p(query | image). The order
-is the order of slow + fast / FUSION_WEIGHT (the Slow model decides, the Fast score breaks near-ties), and the
-score stays on the cosine scale: the Slow model's favourite keeps its Fast score, the others lose in proportion
-to how much less likely the Slow model finds the query for them. That keeps scores comparable across queries,
-which a relevance cutoff needs. The raw log-likelihood is not length-normalised: every candidate of one query
-is scored on the same tokens.
-
-The weight was calibrated on the validation split of the synthetic shapes set with the shipped `shapes` pair,
-K = 10, 400 captions (`benchmarks/calibrate_fusion.py build/shapes/data --queries 400`, results in
-benchmarks/results/fusion-shapes-val.json): R@1 is 43.8 for Fast alone, 77.2 for Slow alone (the order of the
-Slow scores), and peaks at 78.0 for w = 0.05, where the Fast score breaks the Slow model's near-ties; w = 0.01
-gives 73.0 and w = 0.1 gives 77.8.
+Only the first K candidates are re-scored (a video on its best few frames by Fast score; the best of them by Slow
+score sets its score and moment). The re-scored head is sorted by the fused score (engine/search/fusion.py);
+candidates whose file can no longer be read keep their Fast order after it; the rest of the shortlist follows in
+Fast order, scores capped so that the order and the scores agree.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 from collections.abc import Sequence
@@ -32,13 +21,12 @@ from engine.catalogue import FrameHit
 from engine.decoding import DecodeJob, DecodePool
 from engine.models.base import SlowScorer, TokenSlowScorer
 from engine.paths import display
-from engine.searcher import Candidate
+from engine.search.candidates import Candidate
+from engine.search.fusion import FUSION_WEIGHT, fuse
 from engine.token_cache import TokenCache
 
 log = logging.getLogger(__name__)
 
-#: Cosine units per log-likelihood unit, calibrated on a validation split (see the module docstring).
-FUSION_WEIGHT = 0.05
 #: A video's best few frames (by Fast score) are re-scored; the best of them sets its score and moment.
 FRAMES_PER_VIDEO = 3
 
@@ -46,40 +34,48 @@ FRAMES_PER_VIDEO = 3
 class Reranker:
     """Re-scores candidates with a Slow scorer, decoding their frames in the crash-contained decode pool."""
 
-    def __init__(self, scorer: SlowScorer, decoders: DecodePool, cache: TokenCache | None = None) -> None:
+    def __init__(
+        self,
+        scorer: SlowScorer,
+        decoders: DecodePool,
+        cache: TokenCache | None = None,
+        weight: float = FUSION_WEIGHT,
+    ) -> None:
         self.scorer = scorer
         self.decoders = decoders
         self.cache = cache
+        self.weight = weight
 
-    def rerank(self, text: str, candidates: Sequence[Candidate]) -> list[Candidate]:
-        """The candidates re-scored and re-ordered; ones whose file can no longer be read keep Fast order, last."""
+    def rerank(self, text: str, candidates: Sequence[Candidate], k: int) -> list[Candidate]:
+        """The shortlist with its first `k` re-scored and re-ordered, and the rest after them."""
+        head, tail = list(candidates[:k]), list(candidates[k:])
+        rescored, unreadable = self._rescore(text, head)
+        rescored.sort(key=lambda c: -c.score)
+        return rescored + _capped(unreadable + tail, min((c.score for c in rescored), default=None))
+
+    def _rescore(self, text: str, head: list[Candidate]) -> tuple[list[Candidate], list[Candidate]]:
+        """(re-scored candidates, candidates none of whose frames could be read)."""
         frames = [
-            (c, hit)
-            for c in candidates
-            for hit, _ in c.frames[: FRAMES_PER_VIDEO if c.kind == "video" else 1]
+            (c, hit) for c in head for hit, _ in c.frames[: FRAMES_PER_VIDEO if c.kind == "video" else 1]
         ]
         if not frames:
-            return list(candidates)
+            return [], head
         scores = self._scores(text, [hit for _, hit in frames])
         best: dict[int, tuple[float, FrameHit]] = {}
         for (candidate, hit), slow in zip(frames, scores, strict=True):
             if np.isfinite(slow) and (candidate.media_id not in best or slow > best[candidate.media_id][0]):
                 best[candidate.media_id] = (float(slow), hit)
-        if not best:
-            return list(candidates)
-        top = max(slow for slow, _ in best.values())
-        scored, unreadable = [], []
-        for candidate in candidates:
-            if candidate.media_id not in best:
-                unreadable.append(candidate)
-                continue
-            slow, hit = best[candidate.media_id]
-            fast = dict((f.frame_id, s) for f, s in candidate.frames)[hit.frame_id]
-            candidate.slow_score, candidate.best = slow, hit
-            candidate.score = fast + FUSION_WEIGHT * (slow - top)
-            scored.append(candidate)
-        scored.sort(key=lambda c: -c.score)
-        return scored + unreadable
+        readable = [dataclasses.replace(c, best=best[c.media_id][1]) for c in head if c.media_id in best]
+        unreadable = [c for c in head if c.media_id not in best]
+        if not readable:
+            return [], unreadable
+        slow_scores = [best[c.media_id][0] for c in readable]
+        fused = fuse([c.fast_score for c in readable], slow_scores, self.weight)
+        rescored = [
+            dataclasses.replace(c, score=score, slow_score=slow)
+            for c, score, slow in zip(readable, fused, slow_scores, strict=True)
+        ]
+        return rescored, unreadable
 
     def _scores(self, text: str, hits: list[FrameHit]) -> np.ndarray:
         """log p(text | frame) for each frame; -inf for a frame that could not be decoded."""
@@ -117,3 +113,14 @@ class Reranker:
             log.warning("cannot re-rank %s: %s", display(hit.path), summary.error)
             return None
         return Image.fromarray(got[0])
+
+
+def _capped(tail: list[Candidate], ceiling: float | None) -> list[Candidate]:
+    """The candidates past the re-ranked head, in Fast order, their scores capped so that they never rise."""
+    capped = []
+    for candidate in tail:
+        if ceiling is not None and candidate.score > ceiling:
+            candidate = dataclasses.replace(candidate, score=ceiling)
+        capped.append(candidate)
+        ceiling = candidate.score
+    return capped

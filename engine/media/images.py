@@ -150,13 +150,28 @@ def _to_8bit(pixels: np.ndarray) -> Image.Image:
     return Image.fromarray(np.clip(values * (255.0 / scale), 0, 255).astype(np.uint8), "L")
 
 
+def model_size(width: float, height: float, min_side: int) -> tuple[int, int]:
+    """The size a picture of `width` × `height` shrinks to: shorter side `min_side`, never enlarged.
+
+    The longer side is rounded down, as torchvision's Resize(min_side) in open_clip's preprocessing does, so
+    that a frame shrunk here passes through that Resize unchanged: rounding to nearest made 4000×3000 into
+    299×224 where open_clip wants 298×224, and its own bicubic resize of the extra column shifted every
+    pixel by a fraction, the largest difference between Glimpse's vectors and open_clip's (see
+    test_images: the photo's vector matches open_clip's own preprocessing of the full-size photo).
+    """
+    if min(width, height) <= min_side:
+        return max(1, round(width)), max(1, round(height))
+    if width <= height:
+        return min_side, max(1, int(min_side * height / width))
+    return max(1, int(min_side * width / height)), min_side
+
+
 def _shrink(img: Image.Image, min_side: int) -> Image.Image:
-    shorter = min(img.size)
-    if shorter <= min_side:
+    size = model_size(img.width, img.height, min_side)
+    if size == img.size:
         return img
-    scale = min_side / shorter
-    size = (max(1, round(img.width * scale)), max(1, round(img.height * scale)))
-    return img.resize(size, Image.Resampling.BILINEAR, reducing_gap=2.0)
+    # Bicubic as open_clip resizes, from the JPEG draft; PIL's filter widens with the scale (antialiased).
+    return img.resize(size, Image.Resampling.BICUBIC)
 
 
 def _too_large(pil_message: str) -> str:

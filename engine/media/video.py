@@ -31,7 +31,7 @@ from av.video.reformatter import VideoReformatter
 from PIL import Image
 
 from engine.errors import MediaError
-from engine.media.images import plausible_capture_time
+from engine.media.images import model_size, plausible_capture_time
 from engine.media.location import Coordinates, location_from_container
 from engine.media.scanner import unreadable
 
@@ -309,14 +309,11 @@ class _Sampling:
 
     def _picture(self, frame: av.VideoFrame) -> Image.Image:
         width, height = frame.width * self._pixel_aspect, frame.height
-        scale = min(1.0, self._min_side / min(width, height))
-        # Scaling in swscale, from the decoder's own YUV planes, costs a fraction of converting full-size RGB.
+        small_width, small_height = model_size(width, height, self._min_side)
+        # Scaling in swscale, from the decoder's own YUV planes, costs a fraction of converting full-size RGB;
+        # bicubic, to the size open_clip's preprocessing keeps, as photos are shrunk.
         small = self._reformatter.reformat(
-            frame,
-            width=max(1, round(width * scale)),
-            height=max(1, round(height * scale)),
-            format="rgb24",
-            interpolation="BICUBIC",
+            frame, width=small_width, height=small_height, format="rgb24", interpolation="BICUBIC"
         )
         image = small.to_image()
         quarter_turns = round(frame.rotation / 90) % 4  # the display matrix's counterclockwise rotation
@@ -412,8 +409,5 @@ def frame_at(path: bytes, seconds: float, min_side: int = 448) -> Image.Image:
         raise unreadable(e) from None
     except (av.error.FFmpegError, OSError) as e:
         raise MediaError(f"not a readable video: {_describe(e)}") from None
-    scale = min(1.0, min_side / min(image.size))
-    if scale < 1.0:
-        size = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
-        image = image.resize(size, Image.Resampling.BILINEAR)
-    return image
+    size = model_size(image.width, image.height, min_side)
+    return image if size == image.size else image.resize(size, Image.Resampling.BICUBIC)

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import calendar
 import enum
+import functools
 import locale
 import re
 import threading
@@ -805,6 +806,7 @@ def _month_first() -> bool:
 _dateparser_lock = threading.Lock()
 
 
+@functools.lru_cache(maxsize=256)  # a query typed letter by letter asks the same again: dateparser takes ms
 def _parse_day(text: str, today: date, month_first: bool) -> date | None:
     """The day a numeric date names ("14/07/2019", "7/14/19", "14.07.19"): the locale's order where both fit."""
     # Imported on first use: dateparser costs a fifth of a second to import and more on its first parse.

@@ -21,16 +21,16 @@ run: install
 	$(BIN)/glimpse
 
 test: install
-	$(BIN)/ruff check engine desktop tests packaging
+	$(BIN)/ruff check engine desktop tests packaging benchmarks
 	QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest -q
 
 lint: install
-	$(BIN)/ruff check engine desktop tests packaging
-	$(BIN)/ruff format --check engine desktop tests packaging
+	$(BIN)/ruff check engine desktop tests packaging benchmarks
+	$(BIN)/ruff format --check engine desktop tests packaging benchmarks
 
 format: install
-	$(BIN)/ruff format engine desktop tests packaging
-	$(BIN)/ruff check --fix engine desktop tests packaging
+	$(BIN)/ruff format engine desktop tests packaging benchmarks
+	$(BIN)/ruff check --fix engine desktop tests packaging benchmarks
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache .ruff_cache

@@ -17,7 +17,8 @@ from pathlib import Path
 import numpy as np
 from usearch.index import Index
 
-from engine.bench_pipeline import QUERIES, _all_vectors, _topics, _unit
+from engine.bench.common import QUERIES
+from engine.bench.synthetic import all_vectors, topics, unit
 from engine.models import load_fast
 
 MODEL = "vit-b-32@random"
@@ -27,14 +28,14 @@ SELF_SEARCHES = 2000
 
 
 def main(folder: Path, others: list[Path]) -> None:
-    vectors = _all_vectors(folder, MODEL)  # frame id = row + 1
+    vectors = all_vectors(folder, MODEL)  # frame id = row + 1
     encoder = load_fast(MODEL, "cpu")
     rng = np.random.default_rng(5)
-    topics = _topics(encoder, 2000)
+    directions = topics(encoder, 2000)
     query_sets = {
         "benchmark": np.stack([encoder.embed_texts([text])[0] for text in QUERIES]).astype(np.float32),
-        "off-topic": _unit(
-            topics[rng.integers(len(topics), size=40)] + _unit(rng.standard_normal((40, 512))) * 0.5
+        "off-topic": unit(
+            directions[rng.integers(len(directions), size=40)] + unit(rng.standard_normal((40, 512))) * 0.5
         ),
     }
     truths = {

@@ -2,7 +2,7 @@
 
     .venv/bin/python benchmarks/hnsw_params.py [FRAMES]
 
-Frames come from `engine.bench_pipeline`'s generator (CLIP-like geometry); recall@10 is against exact search
+Frames come from `engine.bench.synthetic`'s generator (CLIP-like geometry); recall@10 is against exact search
 over the same f16 vectors, for 40 query vectors drawn like frames' topics.
 """
 
@@ -12,19 +12,19 @@ import time
 import numpy as np
 from usearch.index import Index
 
-from engine.bench_pipeline import _synthetic_frames, _unit
+from engine.bench.synthetic import synthetic_frames, unit
 
 
 def main(frames: int = 20_000) -> None:
     rng = np.random.default_rng(1)
     dim = 512
-    common = _unit(rng.standard_normal(dim))
-    topics = _unit(common + _unit(rng.standard_normal((2000, dim))))
+    common = unit(rng.standard_normal(dim))
+    topics = unit(common + unit(rng.standard_normal((2000, dim))))
     vectors = []
     while sum(len(v) for v in vectors) < frames:
-        vectors.append(np.stack([f.vector for f in _synthetic_frames(rng, topics, 60, True)]))
+        vectors.append(np.stack([f.vector for f in synthetic_frames(rng, topics, 60, True)]))
     data = np.concatenate(vectors)[:frames].astype(np.float16).astype(np.float32)
-    queries = _unit(topics[:40] + _unit(rng.standard_normal((40, dim))) * 0.5)
+    queries = unit(topics[:40] + unit(rng.standard_normal((40, dim))) * 0.5)
     truth = [set(np.argsort(-(data @ q))[:10].tolist()) for q in queries]
     print("connectivity expansion_add threads  adds/s  bytes/frame  recall@10 (ef 64 / 128)")
     for connectivity, expansion_add, threads in (

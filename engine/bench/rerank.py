@@ -1,6 +1,6 @@
-"""`glimpse bench`: timings that the documentation quotes, measured the same way every time.
+"""`glimpse bench rerank`: the Slow re-ranking of K candidates, against open_clip's naive forward pass.
 
-`glimpse bench rerank` times one query's Slow re-ranking of K candidates: getting their image tokens (from the
+It times one query's Slow re-ranking of K candidates: getting their image tokens (from the
 token cache's disk tier, or by decoding the photo files and running the image tower) and scoring the query
 against them; and, taking turns with it query by query, the same with open_clip's naive forward pass on the same
 tokens. It reports the medians over several queries and their ratio. Random weights (`NAME@random`) cost exactly what trained ones do, so the
@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Literal
 
 import click
 
-from engine.bench_pipeline import PHOTO_SIZE, QUERIES, register
+from engine.bench.common import PHOTO_SIZE, QUERIES
 from engine.commandline import emit, handles_errors
 
 if TYPE_CHECKING:
@@ -195,12 +195,7 @@ def _recompute(scorer: CocaSlowScorer, paths: Sequence[bytes]) -> torch.Tensor:
     return scorer.image_tokens([decode_image(path, min_side=scorer.image_size).image for path in paths])
 
 
-@click.group()
-def bench() -> None:
-    """Measure Glimpse's speed (the figures in docs/benchmarks.md)."""
-
-
-@bench.command()
+@click.command("rerank")
 @click.option(
     "--model",
     default="coca-vit-b-32@random",
@@ -228,7 +223,7 @@ def bench() -> None:
     help="Torch CPU threads; 0: torch's choice (one per core), whose timings swing with other processes' load.",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document on stdout.")
-def rerank(
+def command(
     model: str,
     k: int,
     queries: int,
@@ -269,6 +264,3 @@ def rerank(
             )
 
     run()
-
-
-register(bench)

@@ -9,7 +9,8 @@ import click
 import pytest
 from click.testing import CliRunner
 
-from engine import bench_pipeline
+from engine import bench
+from engine.bench import common, index, query, video
 from tests.factory import make_video
 
 
@@ -19,16 +20,14 @@ def run(command: click.Command, *args: str) -> dict:
     return json.loads(result.stdout)
 
 
-def test_the_commands_join_a_bench_group() -> None:
-    group = click.Group("bench")
-    bench_pipeline.register(group)
-    assert {"index", "query", "video"} <= set(group.commands)
+def test_the_commands_join_the_bench_group() -> None:
+    assert {"rerank", "index", "query", "video"} <= set(bench.bench.commands)
 
 
 @pytest.mark.slow  # a library, decode worker processes and a model: ~10 s
 def test_bench_index_reports_throughput_against_the_fp32_tower(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(bench_pipeline, "PHOTO_SIZE", (640, 480))  # the shape, not the speed, is tested
-    result = run(bench_pipeline.index, "--model", "tiny-test", "--images", "3")
+    monkeypatch.setattr(common, "PHOTO_SIZE", (640, 480))  # the shape, not the speed, is tested
+    result = run(index.command, "--model", "tiny-test", "--images", "3")
     assert set(result) == {
         "images_per_second",
         "model_only_per_second",
@@ -44,7 +43,7 @@ def test_bench_index_reports_throughput_against_the_fp32_tower(monkeypatch: pyte
 @pytest.mark.slow  # the search is timed in a fresh process, as an app would run it: ~10 s
 def test_bench_query_builds_its_library_once_and_times_the_search_path(tmp_path: Path) -> None:
     args = ("--frames", "300", "--cache", str(tmp_path), "--model", "tiny-test", "--queries", "3")
-    result = run(bench_pipeline.query, *args)
+    result = run(query.command, *args)
     assert set(result) == {
         "end_to_end_ms_p50",
         "end_to_end_ms_p95",
@@ -59,12 +58,12 @@ def test_bench_query_builds_its_library_once_and_times_the_search_path(tmp_path:
     assert result["recall_at_10"] >= 0.9  # 300 frames: the graph search is all but exact
     assert 0 < result["index_bytes_per_frame"] < 1500
     built = (tmp_path / "frames-300" / "built.json").stat().st_mtime_ns
-    bench_pipeline.build_library(tmp_path / "frames-300", 300, "tiny-test")
+    query.build_library(tmp_path / "frames-300", 300, "tiny-test")
     assert (tmp_path / "frames-300" / "built.json").stat().st_mtime_ns == built  # reused, not rebuilt
 
 
 def test_bench_video_reports_the_realtime_factor(tmp_path: Path) -> None:
     clip = make_video(tmp_path / "clip.mp4", seconds=6)
-    result = run(bench_pipeline.video, str(clip), "--runs", "1")
+    result = run(video.command, str(clip), "--runs", "1")
     assert set(result) == {"realtime_factor", "frames", "seconds"}
     assert result["frames"] >= 3 and result["realtime_factor"] > 0

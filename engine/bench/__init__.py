@@ -1,0 +1,25 @@
+"""`glimpse bench`: the timings docs/benchmarks.md quotes, each measured next to its baseline in the same run.
+
+- rerank.py  the Slow re-ranking of K candidates, against open_clip's naive forward pass
+- index.py   photos per second of indexing 12-megapixel JPEGs, against the bare fp32 image tower
+- query.py   search latency at N frames, against brute-force scoring (synthetic.py builds the library)
+- video.py   video sampling, times real time, against OpenCV reading every frame
+
+Random weights (`NAME@random`) cost exactly what trained ones do, so every benchmark runs offline. Heavy modules
+are imported inside the commands, so that `glimpse --help` stays quick.
+"""
+
+from __future__ import annotations
+
+import click
+
+from engine.bench import index, query, rerank, video
+
+
+@click.group()
+def bench() -> None:
+    """Measure Glimpse's speed (the figures in docs/benchmarks.md)."""
+
+
+for _benchmark in (rerank, index, query, video):
+    bench.add_command(_benchmark.command)

@@ -10,7 +10,7 @@ import datetime as dt
 import enum
 import logging
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote
@@ -23,6 +23,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import (
     Boolean,
     DateTime,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -33,22 +34,29 @@ from sqlalchemy import (
     create_engine,
     delete,
     event,
+    false,
     func,
+    or_,
     select,
     table,
     update,
 )
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, sessionmaker
 
 from engine.errors import LibraryError
+from engine.media.location import Coordinates, Place
 from engine.paths import to_path
 from engine.results import FailedFile, MediaDetails
 
 log = logging.getLogger(__name__)
 
 MIGRATIONS = Path(__file__).with_name("migrations")
+#: The full-text indexes of what was read (migration 0003): SQLite FTS5 tables, kept in step with `readings`
+#: by triggers, outside the ORM. Words (unicode61, accents removed) and three-letter pieces (trigram).
+WORDS_INDEX, CODES_INDEX = FULL_TEXT_TABLES = ("readings_words", "readings_codes")
 # SQLite keeps the last AUTOINCREMENT value of each table here, even after rows are deleted.
 _SEQUENCES = table("sqlite_sequence", column("name"), column("seq"))
 
@@ -85,6 +93,9 @@ class Media(Base):
         Index("ix_media_status", "status", "model_id"),
         # What finding a moved file asks for (migration 0002).
         Index("ix_media_fingerprint", "fingerprint", "status", "model_id"),
+        Index("ix_media_place", "place_id"),
+        Index("ix_media_read", "status", "read_at"),
+        Index("ix_media_dated", "dated_at"),
     )
     id: Mapped[int] = mapped_column(primary_key=True)
     path: Mapped[bytes] = mapped_column(LargeBinary, unique=True)
@@ -100,6 +111,50 @@ class Media(Base):
     error: Mapped[str | None]
     model_id: Mapped[int | None] = mapped_column(ForeignKey("models.id"))
     indexed_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
+    # Where it was taken (migration 0003): coordinates, their named place, and whether they were looked for.
+    latitude: Mapped[float | None] = mapped_column(Float)
+    longitude: Mapped[float | None] = mapped_column(Float)
+    place_id: Mapped[int | None] = mapped_column(Integer)
+    located: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0")
+    #: When its text was read (None: not yet).
+    read_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
+    #: `file_date`: when it was taken, else when the file last changed.
+    dated_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
+
+
+class PlaceRow(Base):
+    """A named place files were taken at; `key` identifies it (see `place_key`)."""
+
+    __tablename__ = "places"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    key: Mapped[str] = mapped_column(String, unique=True)
+    neighbourhood: Mapped[str | None]
+    city: Mapped[str | None]
+    region: Mapped[str | None]
+    country: Mapped[str]
+    country_code: Mapped[str]
+
+
+class Reading(Base):
+    """The text read in a photo (timestamp None) or in one moment of a video."""
+
+    __tablename__ = "readings"
+    __table_args__ = (Index("ix_readings_media", "media_id", "timestamp_ms"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    media_id: Mapped[int] = mapped_column(ForeignKey("media.id", ondelete="CASCADE"))
+    timestamp_ms: Mapped[int | None]
+    text: Mapped[str]
+    folded: Mapped[str]
+    lines: Mapped[str]
+
+
+class ReadingTerm(Base):
+    """A word read (five letters or more) under one of its one-letter-deleted spellings."""
+
+    __tablename__ = "reading_terms"
+    __table_args__ = {"sqlite_with_rowid": False}
+    variant: Mapped[str] = mapped_column(String, primary_key=True)
+    term: Mapped[str] = mapped_column(String, primary_key=True)
 
 
 class Frame(Base):
@@ -149,6 +204,35 @@ class VectorSpace:
     dim: int
 
 
+@dataclass(frozen=True)
+class NewReading:
+    """What was read in one moment of a file (None: a photo): the text as read, folded, and line by line."""
+
+    timestamp_ms: int | None
+    text: str
+    folded: str
+    lines_json: str
+
+
+@dataclass(frozen=True)
+class TextHit:
+    """A reading that matched a full-text query: its file, its moment, the text read, and how well (rank)."""
+
+    reading_id: int
+    media_id: int
+    timestamp_ms: int | None
+    text: str
+    #: SQLite FTS5's bm25 rank: lower is better.
+    rank: float
+
+
+def place_key(place: Place) -> str:
+    """What identifies a place among the library's: its names, from the most precise, and its country."""
+    return "|".join(
+        part or "" for part in (place.neighbourhood, place.city, place.region, place.country_code)
+    )
+
+
 def file_date(taken_at: dt.datetime | None, mtime_ns: int) -> dt.datetime:
     """The date a person thinks of for a file: when it was taken (EXIF, a video's creation time), else when the
     file last changed. Date filters and date sorting both use this one rule."""
@@ -166,6 +250,8 @@ class FrameHit:
     timestamp_ms: int | None
     #: `file_date` of its file.
     when: dt.datetime | None = None
+    #: The named place its file was taken at (None: unknown).
+    place_id: int | None = None
 
 
 @dataclass(frozen=True)
@@ -315,7 +401,17 @@ class Catalogue:
                 s.add(row)
             row.kind, row.size, row.mtime_ns = kind, size, mtime_ns
             row.status, row.error, row.model_id = Status.PENDING, None, None
+            row.taken_at, row.dated_at = None, file_date(None, mtime_ns)
+            # New content: what was read in it and where it was taken are looked at again.
+            row.read_at, row.located, row.latitude, row.longitude, row.place_id = (
+                None,
+                False,
+                None,
+                None,
+                None,
+            )
             s.flush()
+            s.execute(delete(Reading).where(Reading.media_id == row.id))
             return row.id
 
     def moved_candidate(self, fingerprint: str, kind: str, model_id: int) -> Media | None:
@@ -335,8 +431,11 @@ class Catalogue:
         """Give an indexed media row its new path, keeping its frames and vectors; drops a pending twin."""
         with self.session.begin() as s:
             s.execute(delete(Media).where(Media.path == new_path, Media.id != media_id))
+            taken_at = s.scalar(select(Media.taken_at).where(Media.id == media_id))
             s.execute(
-                update(Media).where(Media.id == media_id).values(path=new_path, size=size, mtime_ns=mtime_ns)
+                update(Media)
+                .where(Media.id == media_id)
+                .values(path=new_path, size=size, mtime_ns=mtime_ns, dated_at=file_date(taken_at, mtime_ns))
             )
 
     def record_indexed(
@@ -350,9 +449,14 @@ class Catalogue:
         duration_ms: int | None,
         taken_at: dt.datetime | None,
         frames: Sequence[NewFrame],
+        location: Coordinates | None = None,
+        place: Place | None = None,
     ) -> None:
-        """Replace a media file's frames and vectors in one transaction: all or nothing."""
+        """Replace a media file's frames and vectors in one transaction: all or nothing. `location` is where
+        it was taken as its file says (None: it says nothing), `place` the place named there."""
         with self.session.begin() as s:
+            place_id = self._place_id(s, place)
+            mtime_ns = s.scalar(select(Media.mtime_ns).where(Media.id == media_id))
             s.execute(delete(Frame).where(Frame.media_id == media_id))
             for frame in frames:
                 row = Frame(media_id=media_id, timestamp_ms=frame.timestamp_ms)
@@ -371,7 +475,12 @@ class Catalogue:
                     height=height,
                     duration_ms=duration_ms,
                     taken_at=taken_at,
+                    dated_at=file_date(taken_at, mtime_ns or 0),
                     indexed_at=dt.datetime.now(),
+                    latitude=location.latitude if location else None,
+                    longitude=location.longitude if location else None,
+                    place_id=place_id,
+                    located=True,
                 )
             )
 
@@ -424,6 +533,136 @@ class Catalogue:
             rows = {m.id: m for m in s.scalars(select(Media).where(Media.id.in_(list(media_ids))))}
             return [rows[i] for i in media_ids if i in rows]
 
+    # places -------------------------------------------------------------------------------------------
+
+    def _place_id(self, s, place: Place | None) -> int | None:
+        if place is None:
+            return None
+        key = place_key(place)
+        row = s.scalar(select(PlaceRow).where(PlaceRow.key == key))
+        if row is None:
+            row = PlaceRow(
+                key=key,
+                neighbourhood=place.neighbourhood,
+                city=place.city,
+                region=place.region,
+                country=place.country,
+                country_code=place.country_code,
+            )
+            s.add(row)
+            s.flush()
+        return row.id
+
+    def record_location(self, media_id: int, location: Coordinates | None, place: Place | None) -> None:
+        """Where an indexed file was taken, looked for after it was indexed (a library older than places)."""
+        with self.session.begin() as s:
+            place_id = self._place_id(s, place)
+            s.execute(
+                update(Media)
+                .where(Media.id == media_id)
+                .values(
+                    latitude=location.latitude if location else None,
+                    longitude=location.longitude if location else None,
+                    place_id=place_id,
+                    located=True,
+                )
+            )
+
+    def unlocated(self, limit: int = 200) -> list[Media]:
+        """Indexed files whose location was never looked for (indexed before Glimpse knew places)."""
+        with self.session() as s:
+            return list(
+                s.scalars(
+                    select(Media)
+                    .where(Media.status == Status.INDEXED, Media.located.is_(False))
+                    .order_by(Media.id)
+                    .limit(limit)
+                )
+            )
+
+    def places(self) -> dict[int, Place]:
+        """The places the library's indexed files were taken at, by place id."""
+        with self.session() as s:
+            present = select(Media.place_id).where(Media.status == Status.INDEXED).distinct()
+            return {r.id: _place(r) for r in s.scalars(select(PlaceRow).where(PlaceRow.id.in_(present)))}
+
+    # reading ------------------------------------------------------------------------------------------
+
+    def unread(self, limit: int = 200) -> list[Media]:
+        """Indexed files whose text has not been read yet, oldest in the library first."""
+        with self.session() as s:
+            return list(
+                s.scalars(
+                    select(Media)
+                    .where(Media.status == Status.INDEXED, Media.read_at.is_(None))
+                    .order_by(Media.id)
+                    .limit(limit)
+                )
+            )
+
+    def record_reading(
+        self, media_id: int, readings: Sequence[NewReading], terms: Iterable[tuple[str, str]] = ()
+    ) -> None:
+        """What was read in a file (maybe nothing), replacing what was read before, in one transaction; `terms`
+        are (variant, word) pairs of the deletion neighbourhood (engine/search/words.py)."""
+        with self.session.begin() as s:
+            s.execute(delete(Reading).where(Reading.media_id == media_id))
+            for reading in readings:
+                s.add(
+                    Reading(
+                        media_id=media_id,
+                        timestamp_ms=reading.timestamp_ms,
+                        text=reading.text,
+                        folded=reading.folded,
+                        lines=reading.lines_json,
+                    )
+                )
+            pairs = [{"variant": v, "term": t} for v, t in set(terms)]
+            if pairs:
+                s.execute(sqlite_insert(ReadingTerm).values(pairs).on_conflict_do_nothing())
+            s.execute(update(Media).where(Media.id == media_id).values(read_at=dt.datetime.now()))
+
+    def readings_of(self, media_ids: Sequence[int]) -> dict[int, list[Reading]]:
+        """Everything read in these files, by media id, in time order."""
+        out: dict[int, list[Reading]] = {}
+        ids = list(dict.fromkeys(int(i) for i in media_ids))
+        with self.session() as s:
+            for start in range(0, len(ids), 900):
+                rows = s.scalars(
+                    select(Reading)
+                    .where(Reading.media_id.in_(ids[start : start + 900]))
+                    .order_by(Reading.media_id, Reading.timestamp_ms)
+                )
+                for row in rows:
+                    out.setdefault(row.media_id, []).append(row)
+        return out
+
+    def match_text(self, index: str, expression: str, limit: int) -> list[TextHit]:
+        """Readings whose text matches an FTS5 `expression` in one of FULL_TEXT_TABLES, best first."""
+        if index not in FULL_TEXT_TABLES:
+            raise ValueError(f"no full-text index {index!r}")
+        sql = (
+            f"SELECT r.id, r.media_id, r.timestamp_ms, r.text, {index}.rank FROM {index} "
+            f"JOIN readings r ON r.id = {index}.rowid WHERE {index} MATCH :expression "
+            f"ORDER BY {index}.rank LIMIT :limit"
+        )
+        with self.engine.connect() as connection:
+            try:
+                rows = connection.exec_driver_sql(sql, {"expression": expression, "limit": limit}).all()
+            except OperationalError as error:  # a malformed expression is the caller's bug, said plainly
+                raise ValueError(f"bad full-text query {expression!r}: {error.orig}") from None
+        return [TextHit(r[0], r[1], r[2], r[3], r[4]) for r in rows]
+
+    def terms_with_variants(self, variants: Iterable[str]) -> set[str]:
+        """The words read that have one of these one-letter-deleted spellings (or are one of them)."""
+        wanted = list(set(variants))
+        found: set[str] = set()
+        with self.session() as s:
+            for start in range(0, len(wanted), 900):
+                chunk = wanted[start : start + 900]
+                found.update(s.scalars(select(ReadingTerm.term).where(ReadingTerm.variant.in_(chunk))))
+        return found
+
     # counts -------------------------------------------------------------------------------------------
 
     def counts(self, model_id: int | None) -> dict[str, int]:
@@ -436,6 +675,14 @@ class Catalogue:
                 ).all()
             )
             by_status = dict(s.execute(select(Media.status, func.count()).group_by(Media.status)).all())
+            read = (
+                s.scalar(
+                    select(func.count())
+                    .select_from(Media)
+                    .where(Media.status == Status.INDEXED, Media.read_at.is_not(None))
+                )
+                or 0
+            )
             frames = (
                 s.scalar(select(func.count()).select_from(Vector).where(Vector.model_id == model_id)) or 0
             )
@@ -455,6 +702,7 @@ class Catalogue:
             "failed": by_status.get(Status.FAILED, 0),
             "pending": by_status.get(Status.PENDING, 0) + stale,
             "unavailable": by_status.get(Status.UNAVAILABLE, 0),
+            "read": read,
         }
 
     # vectors ------------------------------------------------------------------------------------------
@@ -531,7 +779,7 @@ class Catalogue:
                     m.id: m
                     for m in s.execute(
                         select(
-                            Media.id, Media.path, Media.kind, Media.taken_at, Media.mtime_ns, Media.status
+                            Media.id, Media.path, Media.kind, Media.dated_at, Media.place_id, Media.status
                         ).where(Media.id.in_({f.media_id for f in frames}))
                     )
                     if m.status == Status.INDEXED
@@ -539,9 +787,54 @@ class Catalogue:
                 for f in frames:
                     m = media.get(f.media_id)
                     if m is not None:
-                        when = file_date(m.taken_at, m.mtime_ns)
-                        out[f.id] = FrameHit(f.id, f.media_id, m.path, m.kind, f.timestamp_ms, when)
+                        out[f.id] = FrameHit(
+                            f.id, f.media_id, m.path, m.kind, f.timestamp_ms, m.dated_at, m.place_id
+                        )
         return out
+
+    def frames_of(self, media_ids: Sequence[int]) -> dict[int, FrameHit]:
+        """Every frame of these indexed files, by frame id."""
+        ids = list(dict.fromkeys(int(i) for i in media_ids))
+        frame_ids: list[int] = []
+        with self.session() as s:
+            for start in range(0, len(ids), 900):
+                frame_ids += s.scalars(select(Frame.id).where(Frame.media_id.in_(ids[start : start + 900])))
+        return self.frames(frame_ids)
+
+    def media_matching(
+        self,
+        *,
+        place_ids: Collection[int] | None = None,
+        days: Sequence[tuple[dt.date, dt.date]] | None = None,
+        limit: int | None = None,
+        newest_first: bool = True,
+    ) -> list[int]:
+        """Indexed files taken at one of `place_ids` and on one of the `days` ranges (first and last day), by
+        their date, newest first unless told otherwise. None: no condition of that kind."""
+        condition = Media.status == Status.INDEXED
+        if place_ids is not None:
+            condition &= Media.place_id.in_(list(place_ids))
+        if days is not None:
+            during = [
+                (Media.dated_at >= dt.datetime.combine(first, dt.time.min))
+                & (Media.dated_at < dt.datetime.combine(last + dt.timedelta(days=1), dt.time.min))
+                for first, last in days
+            ]
+            condition &= or_(*during) if during else false()
+        order = Media.dated_at.desc() if newest_first else Media.dated_at.asc()
+        with self.session() as s:
+            query = select(Media.id).where(condition).order_by(order, Media.id)
+            return list(s.scalars(query.limit(limit) if limit is not None else query))
+
+    def date_span(self) -> tuple[dt.date, dt.date] | None:
+        """The first and last day the library's indexed files are dated (None: an empty library)."""
+        with self.session() as s:
+            first, last = s.execute(
+                select(func.min(Media.dated_at), func.max(Media.dated_at)).where(
+                    Media.status == Status.INDEXED
+                )
+            ).one()
+        return (first.date(), last.date()) if first and last else None
 
     def frames_of_media(self, media_id: int) -> list[tuple[int, int | None]]:
         with self.session() as s:
@@ -558,7 +851,13 @@ class Catalogue:
         out: dict[int, MediaDetails] = {}
         with self.session() as s:
             for start in range(0, len(ids), 900):
-                for m in s.scalars(select(Media).where(Media.id.in_(ids[start : start + 900]))):
+                rows = list(s.scalars(select(Media).where(Media.id.in_(ids[start : start + 900]))))
+                places = {
+                    p.id: p
+                    for p in s.scalars(select(PlaceRow).where(PlaceRow.id.in_({m.place_id for m in rows})))
+                }
+                for m in rows:
+                    place = places.get(m.place_id) if m.place_id is not None else None
                     out[m.id] = MediaDetails(
                         path=to_path(m.path),
                         kind=m.kind,
@@ -568,9 +867,12 @@ class Catalogue:
                         duration_s=m.duration_ms / 1000 if m.duration_ms is not None else None,
                         taken_at=m.taken_at,
                         modified=dt.datetime.fromtimestamp(m.mtime_ns / 1e9),
-                        when=file_date(m.taken_at, m.mtime_ns),
+                        when=m.dated_at or file_date(m.taken_at, m.mtime_ns),
                         status=str(m.status),
                         error=m.error,
+                        place=_place(place).label if place is not None else None,
+                        latitude=m.latitude,
+                        longitude=m.longitude,
                     )
         return out
 
@@ -626,6 +928,16 @@ class Catalogue:
             return s.execute(
                 update(Media).where(Media.status == Status.INDEXED, broken).values(status=Status.PENDING)
             ).rowcount
+
+
+def _place(row: PlaceRow) -> Place:
+    return Place(
+        city=row.city,
+        region=row.region,
+        country=row.country,
+        country_code=row.country_code,
+        neighbourhood=row.neighbourhood,
+    )
 
 
 def alembic_config() -> Config:

@@ -23,6 +23,7 @@ from multiprocessing.connection import Connection
 import numpy as np
 
 from engine.errors import MediaError
+from engine.media.location import Coordinates
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +45,8 @@ class DecodeJob:
     #: Shorter side to decode to, instead of the pool's: the Fast encoder needs only its input size, and a
     #: smaller target lets JPEG draft mode skip more of a 12-megapixel photo.
     min_side: int | None = None
+    #: Read only where the file was taken (its summary's `location`), no frames.
+    location_only: bool = False
 
 
 @dataclass
@@ -55,6 +58,8 @@ class FileSummary:
     height: int | None = None
     duration_ms: int | None = None
     taken_at: datetime | None = None
+    #: Where it was taken, as its metadata says (EXIF GPS, a video's location tag); None: unknown.
+    location: Coordinates | None = None
     frames: int = 0
     error: str | None = None
 
@@ -209,6 +214,7 @@ def _serve(connection: Connection, settings: DecodeSettings) -> None:
 def _decode(job: DecodeJob, settings: DecodeSettings, connection: Connection) -> FileSummary:
     # Imported here: workers start fast and the parent needs none of the codecs itself.
     from engine.media.images import decode_image
+    from engine.media.location import read_location
     from engine.media.scanner import fingerprint
     from engine.media.video import FrameSampler, frame_at
 
@@ -223,13 +229,16 @@ def _decode(job: DecodeJob, settings: DecodeSettings, connection: Connection) ->
                     "the file changed while it was being indexed; it will be indexed on the next run"
                 )
             summary.fingerprint = fingerprint(job.path, job.size)
-        if job.at_ms is not None and job.kind == "video":
+        if job.location_only:
+            summary.location = read_location(job.path, job.kind)
+        elif job.at_ms is not None and job.kind == "video":
             picture = frame_at(job.path, job.at_ms / 1000, min_side)
             connection.send(("frame", job.at_ms, np.asarray(picture)))
             summary.frames = 1
         elif job.kind == "image":
             image = decode_image(job.path, min_side)
             summary.width, summary.height, summary.taken_at = image.width, image.height, image.taken_at
+            summary.location = image.location
             connection.send(("frame", None, np.asarray(image.image)))
             summary.frames = 1
         else:
@@ -238,6 +247,7 @@ def _decode(job: DecodeJob, settings: DecodeSettings, connection: Connection) ->
                 info = video.info
                 summary.width, summary.height = info.width, info.height
                 summary.duration_ms, summary.taken_at = info.duration_ms, info.taken_at
+                summary.location = info.location
                 for frame in video.frames():
                     connection.send(("frame", frame.timestamp_ms, np.asarray(frame.image)))
                     summary.frames += 1

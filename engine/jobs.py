@@ -34,6 +34,7 @@ from typing import IO, TypeVar
 from engine.control import RunControl
 from engine.errors import GlimpseError
 from engine.paths import display, is_inside, to_bytes
+from engine.reading.reading_pass import BackgroundReading
 from engine.results import IndexProgress, IndexReport
 
 log = logging.getLogger(__name__)
@@ -138,11 +139,14 @@ class Progress:
     rate: float = 0.0  # files per second in this run
     eta_s: float | None = None
     folder: str = ""  # the folder being indexed, for a status line
+    #: "visual" (embedding the photos and videos) or "reading" (the words in them, in the background after).
+    stage: str = "visual"
 
 
 @dataclass(frozen=True)
 class StateChanged:
-    """What the service does now: "indexing", "paused", "idle", "cancelled" or "watching"."""
+    """What the service does now: "indexing", "reading" (the words in the pictures), "paused", "idle",
+    "cancelled" or "watching"."""
 
     state: str
     folder: str = ""
@@ -228,11 +232,13 @@ class IndexService:
         device: str = "auto",
         watch: bool = True,
         frame_interval_s: float | None = None,
+        read_text: bool = True,
     ) -> None:
         self.library = library
         self.model = model
         self.device = device
         self.watch = watch
+        self.read_text = read_text
         self.frame_interval_s = frame_interval_s
         self._process: subprocess.Popen[str] | None = None
         self._events: queue.Queue[Event] = queue.Queue()
@@ -256,6 +262,8 @@ class IndexService:
             argv += ["--model", self.model]
         if not self.watch:
             argv.append("--no-watch")
+        if not self.read_text:
+            argv.append("--no-read-text")
         if self.frame_interval_s is not None:
             argv += ["--frame-interval", repr(self.frame_interval_s)]
         self.library.mkdir(parents=True, exist_ok=True)
@@ -358,11 +366,20 @@ class _Emitter:
 class _Service:
     """The service's main loop: index, follow the folders, obey commands."""
 
-    def __init__(self, library, emit: _Emitter, model: str | None, watch: bool) -> None:
+    def __init__(
+        self, library, emit: _Emitter, model: str | None, watch: bool, read_text: bool = True
+    ) -> None:
         self.library = library
         self.emit = emit
         self.model = model
         self.watch = watch
+        self.reading = (
+            BackgroundReading(
+                library, progress=self._progress_reporter("", "reading"), on_change=self._on_reading
+            )
+            if read_text
+            else None
+        )
         self.commands: queue.Queue[Command] = queue.Queue()
         self.follower = None
         self.quitting = threading.Event()
@@ -389,6 +406,9 @@ class _Service:
             elif isinstance(command, Cancel):
                 with self._lock:  # a cancelled run is not paused any more: Resume or IndexNow go on
                     self._paused, run = False, self._run
+                if self.reading is not None:
+                    self.reading.resume()
+                    self.reading.stop()
                 if run is not None:
                     run.stop()
             self.commands.put(command)
@@ -403,6 +423,8 @@ class _Service:
     def _pause(self) -> None:
         with self._lock:
             self._paused, run = True, self._run
+        if self.reading is not None:
+            self.reading.pause()
         if run is not None:
             run.pause()  # its on_change says "paused" once the run hears it
         else:
@@ -411,8 +433,23 @@ class _Service:
     def _resume(self) -> None:
         with self._lock:
             self._paused, run = False, self._run
+        if self.reading is not None:
+            self.reading.resume()
         if run is not None:
             run.resume()
+        elif self.reading is not None and self.reading.busy:
+            self.emit(StateChanged("reading"))
+
+    def _on_reading(self, change: str) -> None:
+        with self._lock:
+            indexing, paused = self._run is not None, self._paused
+        if not indexing:  # a visual run's own states say what happens meanwhile
+            if change == "reading":
+                assert self.reading is not None
+                self.reading.progress = self._progress_reporter("", "reading")  # its rate counts from now
+                self.emit(StateChanged("paused" if paused else "reading"))
+            else:
+                self.emit(StateChanged(self._resting_state()))
 
     def _on_run_change(self, change: str) -> None:
         if change in ("paused", "resumed"):
@@ -447,6 +484,8 @@ class _Service:
             self._run, self._folder = run, folder
         self.emit(StateChanged("paused" if run.paused else "indexing", folder=folder))
         self.emit(Progress(folder=folder))
+        if self.reading is not None:
+            self.reading.hold()  # the visual pass goes first
         try:
             report = self.library.index(
                 folders,
@@ -454,6 +493,7 @@ class _Service:
                 progress=self._progress_reporter(folder),
                 notice=lambda message: self.emit(Notice(message)),
                 control=run,
+                read_text=False,
             )
         except GlimpseError as error:
             self.emit(Error(str(error)))
@@ -462,12 +502,16 @@ class _Service:
         finally:
             with self._lock:
                 self._run = None
+            if self.reading is not None:
+                self.reading.release()
         self.model = None  # the library remembers it from now on
         self.emit(Finished(report, folder=folder))
         cancelled = run.stopped and not self.quitting.is_set()
         self.emit(StateChanged("cancelled" if cancelled else self._resting_state()))
+        if self.reading is not None and not cancelled:
+            self.reading.wake()  # then the words in what it added, in the background
 
-    def _progress_reporter(self, folder: str) -> Callable[[IndexProgress], None]:
+    def _progress_reporter(self, folder: str, stage: str = "visual") -> Callable[[IndexProgress], None]:
         # The rate counts from the first file done, not from the start: loading the model is not indexing.
         first: list[tuple[float, int]] = []
         last = [0.0]
@@ -489,7 +533,8 @@ class _Service:
                     failed=update.failed,
                     rate=round(rate, 2),
                     eta_s=round(eta, 1) if eta is not None else None,
-                    folder=folder,
+                    folder=folder or update.current,
+                    stage=stage,
                 )
             )
 
@@ -562,6 +607,8 @@ class _Service:
                     self.run_index(dirty)
         finally:
             self.unfollow()
+            if self.reading is not None:
+                self.reading.close()
 
 
 def serve(
@@ -573,6 +620,7 @@ def serve(
     frame_interval_s: float | None,
     commands: IO[str],
     out: IO[str],
+    read_text: bool = True,
 ) -> int:
     """The service process's main loop: open the library for writing, index, follow, obey commands."""
     from engine.library import Library
@@ -588,7 +636,7 @@ def serve(
             if frame_interval_s is not None and frame_interval_s != library.frame_interval_s:
                 library.set_frame_interval(frame_interval_s)
             emit(Ready(model=model or library.model or ""))
-            service = _Service(library, emit, model, watch)
+            service = _Service(library, emit, model, watch, read_text)
             threading.Thread(
                 target=service.read_commands, args=(commands,), name="commands", daemon=True
             ).start()
@@ -605,6 +653,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--model")
     parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     parser.add_argument("--no-watch", dest="watch", action="store_false")
+    parser.add_argument("--no-read-text", dest="read_text", action="store_false")
     parser.add_argument("--frame-interval", type=float)
     args = parser.parse_args(argv)
     faulthandler.enable()  # a crash in a decoder leaves its traceback in indexer-errors.log
@@ -620,6 +669,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         frame_interval_s=args.frame_interval,
         commands=sys.stdin,
         out=out,
+        read_text=args.read_text,
     )
 
 

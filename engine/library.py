@@ -9,6 +9,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from engine.catalogue import Catalogue, VectorSpace
 from engine.control import RunControl
@@ -27,6 +28,9 @@ from engine.results import (
 from engine.search.query import SearchRequest, SortOrder
 from engine.thumbnails import DEFAULT_MAX_BYTES, ThumbnailCache
 from engine.vector_index import VectorIndex
+
+if TYPE_CHECKING:
+    from engine.reading.reading_pass import ReadingReport
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +64,7 @@ class Library:
         self._lock = WriterLock(folder) if writable else None
         self._index: VectorIndex | None = None
         self._pool = None
+        self._readers = None
         self._tokens = None
         self._closed = False
         if self._lock is not None:
@@ -102,6 +107,8 @@ class Library:
         self._closed = True
         if self._pool is not None:
             self._pool.close()
+        if self._readers is not None:
+            self._readers.close()
         if getattr(self, "catalogue", None) is not None:
             self.catalogue.close()
         if self._lock is not None:
@@ -218,8 +225,10 @@ class Library:
         progress: Callable[[IndexProgress], None] | None = None,
         notice: Callable[[str], None] = lambda message: None,
         control: RunControl | None = None,
+        read_text: bool = True,
     ) -> IndexReport:
-        """Scan the watched folders (or just `folders`, which become watched), embed what is new or changed.
+        """Scan the watched folders (or just `folders`, which become watched), embed what is new or changed,
+        then (`read_text`) read the words written in what is not read yet (`read_text`, the method).
 
         `control` pauses or stops the run between two files (what is done is kept)."""
         from engine.decoding import DecodeSettings
@@ -260,8 +269,45 @@ class Library:
         )
         indexer.sync(targets, self.catalogue.folders(excluded=True))
         indexer.embed_pending()
-        indexer.report.seconds = round(time.monotonic() - started, 3)
-        return indexer.report
+        report = indexer.report
+        if read_text and not indexer.control.stopped:
+            report.read = self.read_text(progress=progress, control=indexer.control).read
+        report.seconds = round(time.monotonic() - started, 3)
+        return report
+
+    def read_text(
+        self,
+        *,
+        progress: Callable[[IndexProgress], None] | None = None,
+        control: RunControl | None = None,
+    ) -> ReadingReport:
+        """The reading pass: read the words written in every indexed file not read yet (and look up where
+        files indexed before places were known were taken). `control` pauses or stops it between two files."""
+        from engine.reading.reading_pass import ReadingPass
+
+        self._require_writable()
+        current = self.current_model()
+        if current is None:
+            raise UsageError("this library has not been indexed yet; run `glimpse index` first")
+        reading = ReadingPass(
+            self.catalogue,
+            current.space,
+            decoders=self._decoders(self._decode_settings()),
+            readers=self._read_pool(),
+            control=control,
+            progress=progress,
+        )
+        reading.locate()
+        reading.read()
+        return reading.report
+
+    def _read_pool(self):
+        """The OCR worker processes (low priority), kept while the library is open."""
+        from engine.reading.pool import ReadPool
+
+        if self._readers is None:
+            self._readers = ReadPool(workers=1)
+        return self._readers
 
     # searching ----------------------------------------------------------------------------------------
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
+from typing import Literal
 
 
 @dataclass
@@ -20,15 +21,57 @@ class SearchResult:
     frame_id: int
     #: For a video: (start, end) seconds of runs of neighbouring frames that match well.
     segments: list[tuple[float, float]] = field(default_factory=list)
+    #: Where it was taken, as a person reads it ("Lisbon, Portugal"); None: unknown.
+    place: str | None = None
+    #: When it was taken (ISO 8601, the camera's local time); None: unknown.
+    taken: str | None = None
+    #: The lines of text read in it that hold the query's words; None: none matched.
+    text: str | None = None
+    #: What it matched: "visual", "text", "place", "date".
+    matched: list[str] = field(default_factory=list)
+    #: The query's words found written in it (for highlighting); not part of the JSON output.
+    found_words: list[str] = field(default_factory=list)
     #: What a view shows about the file (size, dimensions, dates); not part of the JSON output.
     details: MediaDetails | None = None
 
     def to_json(self) -> dict:
         data = asdict(self)
-        del data["details"]
+        del data["details"], data["found_words"]
         data["path"] = str(self.path)
         data["segments"] = [list(s) for s in self.segments]
         return data
+
+    def to_wire(self) -> dict:
+        """Every field, the details included, as JSON values: what the resident engine sends (`from_wire`)."""
+        data = self.to_json()
+        data["found_words"] = list(self.found_words)
+        data["details"] = self.details.to_wire() if self.details is not None else None
+        return data
+
+    @classmethod
+    def from_wire(cls, data: dict) -> SearchResult:
+        """The result `to_wire` described, equal to the one it was made from."""
+        details = data["details"]
+        return cls(
+            **{
+                **data,
+                "path": Path(data["path"]),
+                "segments": [(start, end) for start, end in data["segments"]],
+                "details": MediaDetails.from_wire(details) if details is not None else None,
+            }
+        )
+
+
+@dataclass(frozen=True)
+class QueryPart:
+    """One thing a query was understood to ask for: `kind` is "visual", "words", "place" or "date"; `label` is
+    what a person reads ("Lisbon, Portugal", "July 2019"), `detail` says more (the days a date covers), and
+    `spans` are where in `Query.text` it was said, so that it can be taken out of the query."""
+
+    kind: Literal["visual", "words", "place", "date"]
+    label: str
+    detail: str = ""
+    spans: tuple[tuple[int, int], ...] = ()
 
 
 @dataclass
@@ -38,10 +81,39 @@ class SearchResults:
 
     shown: list[SearchResult] = field(default_factory=list)
     hidden: list[SearchResult] = field(default_factory=list)
+    #: The query as understood (empty for a search by a picture): `QueryPart.spans` refer to `query`.
+    query: str = ""
+    parts: list[QueryPart] = field(default_factory=list)
+
+    def explain(self) -> str:
+        """What the query was understood to mean, on one line: "looking for: a cat · place: Tokyo, Japan"."""
+        names = {"visual": "looking for", "words": "words", "place": "place", "date": "date"}
+        return " · ".join(f"{names[part.kind]}: {part.label}" for part in self.parts)
 
     @property
     def all(self) -> list[SearchResult]:
         return self.shown + self.hidden
+
+    def to_wire(self) -> dict:
+        """Both groups, every field of every result: what the resident engine sends (`from_wire`)."""
+        return {
+            "shown": [r.to_wire() for r in self.shown],
+            "hidden": [r.to_wire() for r in self.hidden],
+            "query": self.query,
+            "parts": [asdict(part) for part in self.parts],
+        }
+
+    @classmethod
+    def from_wire(cls, data: dict) -> SearchResults:
+        return cls(
+            shown=[SearchResult.from_wire(r) for r in data["shown"]],
+            hidden=[SearchResult.from_wire(r) for r in data["hidden"]],
+            query=data.get("query", ""),
+            parts=[
+                QueryPart(**{**part, "spans": tuple(tuple(span) for span in part["spans"])})
+                for part in data.get("parts", [])
+            ],
+        )
 
 
 @dataclass
@@ -56,6 +128,7 @@ class IndexReport:
     failed: int = 0
     skipped: int = 0  # unchanged since the last run
     unavailable: int = 0  # files in folders that are gone right now (kept, not deleted)
+    read: int = 0  # files whose text was read in this run (the reading pass)
     seconds: float = 0.0
 
     def to_json(self) -> dict:
@@ -68,6 +141,8 @@ class IndexProgress:
     total: int
     current: str  # the file or folder being worked on, for a status line
     failed: int
+    #: "visual" (decoding and embedding) or "reading" (the words in the pictures, after).
+    stage: str = "visual"
 
 
 @dataclass
@@ -81,6 +156,8 @@ class LibraryStatus:
     failed: int
     pending: int
     unavailable: int
+    #: Indexed files whose text has been read (the reading pass follows the visual pass).
+    read: int
     folders: list[Path]
     excluded: list[Path] = field(default_factory=list)  # sub-folders left out of watched folders
 
@@ -90,6 +167,18 @@ class LibraryStatus:
         data["folders"] = [str(f) for f in self.folders]
         data["excluded"] = [str(f) for f in self.excluded]
         return data
+
+    @classmethod
+    def from_json(cls, data: dict) -> LibraryStatus:
+        """The status `to_json` described (the resident engine's reply)."""
+        return cls(
+            **{
+                **data,
+                "library": Path(data["library"]),
+                "folders": [Path(f) for f in data["folders"]],
+                "excluded": [Path(f) for f in data["excluded"]],
+            }
+        )
 
 
 @dataclass
@@ -101,11 +190,22 @@ class CheckReport:
     def to_json(self) -> dict:
         return asdict(self)
 
+    @classmethod
+    def from_json(cls, data: dict) -> CheckReport:
+        return cls(**data)
+
 
 @dataclass
 class FailedFile:
     path: Path
     error: str
+
+    def to_json(self) -> dict:
+        return {"path": str(self.path), "error": self.error}
+
+    @classmethod
+    def from_json(cls, data: dict) -> FailedFile:
+        return cls(path=Path(data["path"]), error=data["error"])
 
 
 @dataclass
@@ -124,3 +224,26 @@ class MediaDetails:
     when: datetime
     status: str  # "indexed" | "pending" | "failed" | "unavailable"
     error: str | None  # why indexing failed, when it did
+    #: Where it was taken: the place's name as a person reads it ("Lisbon, Portugal"), and the coordinates.
+    place: str | None = None
+    latitude: float | None = None
+    longitude: float | None = None
+
+    def to_wire(self) -> dict:
+        """Every field as JSON values, dates in ISO 8601 (`from_wire` gives back an equal object)."""
+        data = asdict(self)
+        data["path"] = str(self.path)
+        for name in _DATES:
+            value = getattr(self, name)
+            data[name] = value.isoformat() if value is not None else None
+        return data
+
+    @classmethod
+    def from_wire(cls, data: dict) -> MediaDetails:
+        dates = {
+            name: datetime.fromisoformat(data[name]) if data[name] is not None else None for name in _DATES
+        }
+        return cls(**{**data, **dates, "path": Path(data["path"])})
+
+
+_DATES = ("taken_at", "modified", "when")

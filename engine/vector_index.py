@@ -160,6 +160,33 @@ class VectorIndex:
         best = np.argsort(-scores, kind="stable")[:count]
         return keys[best], scores[best]
 
+    def score(self, query: np.ndarray, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Exact cosine similarities of `query` to the frames `keys` (those the index holds): (keys, scores),
+        best first. For a search narrowed to a few files (a place or a date named), where scoring their frames
+        beats asking the graph for its nearest and throwing most of them away."""
+        query = np.asarray(query, dtype=np.float32).reshape(-1)
+        keys = np.unique(np.asarray(keys, dtype=np.uint64))
+        in_tail = np.isin(keys, self._tail_keys)
+        found_keys: list[np.ndarray] = []
+        found_vectors: list[np.ndarray] = []
+        if in_tail.any():
+            rows = np.flatnonzero(np.isin(self._tail_keys, keys))
+            found_keys.append(self._tail_keys[rows])
+            found_vectors.append(self._tail_vectors[rows])
+        in_file = keys[~in_tail & ~np.isin(keys, self._removed)]
+        if len(in_file) and len(self.index):
+            fetched = self.index.get(in_file)
+            present = [i for i, vector in enumerate(fetched) if vector is not None]
+            if present:
+                found_keys.append(in_file[present])
+                found_vectors.append(np.stack([fetched[i] for i in present]).astype(np.float32))
+        if not found_keys:
+            return np.zeros(0, dtype=np.uint64), np.zeros(0, dtype=np.float32)
+        keys, vectors = np.concatenate(found_keys), np.concatenate(found_vectors)
+        scores = vectors @ query / np.maximum(np.linalg.norm(vectors, axis=1) * np.linalg.norm(query), 1e-12)
+        best = np.argsort(-scores, kind="stable")
+        return keys[best], scores[best].astype(np.float32)
+
     def __len__(self) -> int:
         return len(self.index) - len(self._removed) + len(self._tail_keys)
 

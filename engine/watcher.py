@@ -24,6 +24,7 @@ from watchdog.observers.api import ObservedWatch
 from engine.control import RunControl
 from engine.library import Library
 from engine.paths import display, is_inside, to_bytes
+from engine.reading.reading_pass import BackgroundReading
 from engine.results import IndexReport
 
 log = logging.getLogger(__name__)
@@ -144,21 +145,42 @@ class Watcher:
         on_report: Callable[[IndexReport], None] = lambda report: None,
         notice: Callable[[str], None] = lambda message: None,
         control: RunControl | None = None,
+        read_text: bool = True,
     ) -> None:
         self.library = library
         self.on_report = on_report
         self.notice = notice
         self.control = control or RunControl()
+        self.read_text = read_text
 
     def run(self) -> None:
-        self.on_report(self.library.index(notice=self.notice, control=self.control))
-        with FolderFollower(self.library.catalogue.folders()) as follower:
-            folders = len(follower.roots)
-            self.notice(f"watching {folders} folder{'s' if folders != 1 else ''}; press Ctrl+C to stop")
-            for root in follower.unreachable:
-                self.notice(f"{display(root)} is not reachable; it will be followed when it comes back")
-            while not self.control.stopped:
-                time.sleep(0.25)
-                dirty = follower.changed()
-                if dirty:
-                    self.on_report(self.library.index(dirty, notice=self.notice, control=self.control))
+        """Index, then follow; the words in the pictures are read in the background meanwhile, unless
+        `read_text` is off."""
+        reading = BackgroundReading(self.library) if self.read_text else None
+        try:
+            self._index((), reading)
+            with FolderFollower(self.library.catalogue.folders()) as follower:
+                folders = len(follower.roots)
+                self.notice(f"watching {folders} folder{'s' if folders != 1 else ''}; press Ctrl+C to stop")
+                for root in follower.unreachable:
+                    self.notice(f"{display(root)} is not reachable; it will be followed when it comes back")
+                while not self.control.stopped:
+                    time.sleep(0.25)
+                    dirty = follower.changed()
+                    if dirty:
+                        self._index(dirty, reading)
+        finally:
+            if reading is not None:
+                reading.close()
+
+    def _index(self, folders: Sequence[bytes], reading: BackgroundReading | None) -> None:
+        """A visual run (the reading pass held meanwhile), then reading what it added."""
+        if reading is not None:
+            reading.hold()
+        try:
+            report = self.library.index(folders, notice=self.notice, control=self.control, read_text=False)
+        finally:
+            if reading is not None:
+                reading.release()
+                reading.wake()
+        self.on_report(report)

@@ -23,7 +23,7 @@ import av
 import cv2
 import numpy as np
 import pillow_heif
-from PIL import Image, ImageDraw
+from PIL import Image, ImageDraw, ImageFont
 
 pillow_heif.register_heif_opener()
 
@@ -62,6 +62,7 @@ def make_photo(
     taken_at: datetime | None = None,
     gps: tuple[float, float] | None = None,
     exif: bytes | None = None,
+    text: Sequence[str] = (),
 ) -> Path:
     """Write a landscape photo: sky on top, a sun in the top-left corner, ground and shapes below, grain.
 
@@ -70,7 +71,9 @@ def make_photo(
     top, sun at the top left. `color` is the sky's colour (the picture's dominant one); None picks one from the
     seed. `taken_at` is written as EXIF DateTimeOriginal and DateTime, `gps` (latitude, longitude in decimal
     degrees) as the GPS IFD a phone writes (degrees, minutes, seconds as rationals, N/S and E/W references).
-    `exif` is a whole EXIF block written as given (see `exif_bytes`), instead of those three. `fmt` is one of
+    `exif` is a whole EXIF block written as given (see `exif_bytes`), instead of those three. `text` lines are
+    drawn on a sign in the middle of the picture, dark on light, in the machine's DejaVu font, as a shop sign or
+    a label shows them (see `draw_sign`). `fmt` is one of
     PHOTO_FORMATS; GIF and BMP hold no EXIF, so asking them for any of it is a ValueError.
     """
     fmt = fmt.upper()
@@ -88,6 +91,8 @@ def make_photo(
     turned = exif_orientation in (5, 6, 7, 8)
     shown = (size[1], size[0]) if turned else size
     picture = _landscape(shown, seed, color)
+    if text:
+        draw_sign(picture, text)
     if exif_orientation in _UNDO_ORIENTATION:
         picture = picture.transpose(_UNDO_ORIENTATION[exif_orientation])
     options: dict[str, object] = {}
@@ -118,6 +123,7 @@ def make_video(
     rotation: int = 0,
     taken_at: datetime | None = None,
     metadata: Mapping[str, str] | None = None,
+    caption: tuple[str, float, float] | None = None,
 ) -> Path:
     """Write a video of `scenes` equally long shots, each its own colours, with a ball moving across it.
 
@@ -132,15 +138,17 @@ def make_video(
     tags are written into the container as given, as phones write them: {"location": "+64.1355-021.8954/"}
     becomes MP4's ©xyz (Android) or Matroska's LOCATION, and keys starting "com.apple.quicktime." become
     QuickTime metadata keys (iPhone), e.g. "com.apple.quicktime.location.ISO6709". These four need H.264
-    through PyAV: .mp4, .mov, .m4v or .mkv.
+    through PyAV: .mp4, .mov, .m4v or .mkv. `caption` (text, from, to seconds) is drawn on a sign on screen
+    during that time, as a title card, a gate number or a subtitle shows.
     """
     suffix = path.suffix.lower()
     shown = (size[1], size[0]) if rotation % 180 else size
+    if caption is not None:
+        frames_shown = _captioned(_video_frames(seconds, fps, shown, seed, scenes), fps, *caption)
+    else:
+        frames_shown = _video_frames(seconds, fps, shown, seed, scenes)
     # Stored turned back the other way, so that the player's turn shows it upright.
-    frames = (
-        np.ascontiguousarray(np.rot90(f, k=-rotation // 90))
-        for f in _video_frames(seconds, fps, shown, seed, scenes)
-    )
+    frames = (np.ascontiguousarray(np.rot90(f, k=-rotation // 90)) for f in frames_shown)
     path.parent.mkdir(parents=True, exist_ok=True)
     if keyframe_interval is not None or rotation or taken_at is not None or metadata:
         if suffix not in (".mp4", ".mov", ".m4v", ".mkv"):
@@ -502,6 +510,43 @@ def _video_frames(
             corner, side = min(width, height) // 20, min(width, height) // 8
             cv2.rectangle(frame, (corner, corner), (corner + side, corner + side), MARKER_COLOR, thickness=-1)
             yield frame
+
+
+def draw_sign(picture: Image.Image, lines: Sequence[str]) -> Image.Image:
+    """Draw `lines` on a light board across the middle of `picture`, in DejaVu Sans Bold, sized to fill it."""
+    draw = ImageDraw.Draw(picture)
+    width, height = picture.size
+    size = max(
+        10, min(height // (2 * len(lines) + 2), width // (max(len(line) for line in lines) * 0.75 + 2))
+    )
+    font = ImageFont.truetype(_font_file(), int(size))
+    boxes = [draw.textbbox((0, 0), line, font=font) for line in lines]
+    board_w = max(b[2] - b[0] for b in boxes) + 2 * int(size)
+    board_h = sum(b[3] - b[1] for b in boxes) + int(size) * (len(lines) + 1)
+    left, top = (width - board_w) // 2, (height - board_h) // 2
+    draw.rectangle((left, top, left + board_w, top + board_h), fill=(240, 236, 220), outline=(60, 40, 20))
+    y = top + int(size) // 2
+    for line, box in zip(lines, boxes, strict=True):
+        draw.text(((width - (box[2] - box[0])) // 2 - box[0], y - box[1]), line, font=font, fill=(25, 25, 30))
+        y += box[3] - box[1] + int(size)
+    return picture
+
+
+def _font_file() -> str:
+    for folder in ("/usr/share/fonts/truetype/dejavu", "/usr/share/fonts/dejavu", "/usr/share/fonts/TTF"):
+        candidate = Path(folder) / "DejaVuSans-Bold.ttf"
+        if candidate.exists():
+            return str(candidate)
+    raise FileNotFoundError("the DejaVu fonts are not installed (Debian: fonts-dejavu-core)")
+
+
+def _captioned(frames: Iterator[np.ndarray], fps: int, text: str, start_s: float, end_s: float):
+    for index, frame in enumerate(frames):
+        if start_s <= index / fps < end_s:
+            picture = Image.fromarray(frame)
+            draw_sign(picture, [text])
+            frame = np.asarray(picture)
+        yield frame
 
 
 def _hsv_to_rgb(h: float, s: float, v: float) -> Color:

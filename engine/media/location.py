@@ -1,4 +1,5 @@
-"""Where a photo or video was taken: GPS coordinates from EXIF and from video container metadata.
+"""Where a photo or video was taken: GPS coordinates from EXIF and from video container metadata, and the
+`Place` they name (engine/geocoding.py finds it offline).
 
 Every value read here is untrusted. A tag that is missing, malformed or impossible (zero denominators, strings
 where numbers belong, latitude 999, NaN, a missing N/S/E/W reference, the 0,0 "null island" that broken phones
@@ -213,3 +214,21 @@ def _iso6709_degrees(sign: str, digits: str, fraction: str | None, degree_digits
         return None
     value = degrees + minutes / 60 + seconds / 3600
     return -value if sign == "-" else value
+
+
+@dataclass(frozen=True)
+class Place:
+    """A named place: `city` (None far from every town), `region` (state, province; None where GeoNames has
+    none), `country` as people write it, `country_code` (ISO 3166 alpha-2) and, inside a city, the district
+    (`neighbourhood`) nearest to the point, when it is close."""
+
+    city: str | None
+    region: str | None
+    country: str
+    country_code: str
+    neighbourhood: str | None = None
+
+    @property
+    def label(self) -> str:
+        """What a person reads: "Lisbon, Portugal"; "Capital Region, Iceland" when no town is near."""
+        return f"{self.city or self.region}, {self.country}" if self.city or self.region else self.country

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from engine.catalogue import FrameHit
+
+if TYPE_CHECKING:
+    from engine.search.text import TextMatch
 
 
 @dataclass(frozen=True)
@@ -20,8 +24,11 @@ class Candidate:
     score: float
     #: log p(query | its best frame) from the Slow model; None when not re-scored.
     slow_score: float | None = None
-    #: The frame that sets the score and the moment shown; None: the Fast model's best.
+    #: The frame that sets the moment shown (where the words were read, the Slow model's favourite); None:
+    #: the Fast model's best.
     best: FrameHit | None = None
+    #: The query's words found written in it.
+    text: TextMatch | None = None
 
     @property
     def moment(self) -> FrameHit:

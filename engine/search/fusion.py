@@ -1,6 +1,12 @@
-"""Fusing the Slow model's scores with the Fast model's, within one query's re-ranked shortlist.
+"""How a candidate's scores combine: the Slow model's with the Fast model's, then the words read in it.
 
-    score = fast + FUSION_WEIGHT × (slow − best slow of the shortlist)
+A file whose text holds a share `s` of the query's words scores `visual + TEXT_WEIGHT × s` (`total`): one word
+found written in a picture ranks it above every picture that only looks right, since cosine similarities
+differ by far less than 1, and among files holding as many words the visual score decides.
+
+Within one query's re-ranked shortlist, the visual score is
+
+    visual = fast + FUSION_WEIGHT × (slow − best slow of the shortlist)
 
 where `fast` is the Fast cosine similarity and `slow` the Slow log-likelihood log p(query | image). The order
 is the order of slow + fast / FUSION_WEIGHT (the Slow model decides, the Fast score breaks near-ties), and the
@@ -19,9 +25,20 @@ gives 73.0 and w = 0.1 gives 77.8.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from engine.search.candidates import Candidate
 
 #: Cosine units per log-likelihood unit, calibrated on a validation split (see the module docstring).
 FUSION_WEIGHT = 0.05
+#: Score units per share of the query's words found written in a file.
+TEXT_WEIGHT = 1.0
+
+
+def total(candidate: Candidate) -> float:
+    """The score results are ordered by: the visual score, plus the words read in the file."""
+    return candidate.score + (TEXT_WEIGHT * candidate.text.share if candidate.text is not None else 0.0)
 
 
 def fuse(fast: Sequence[float], slow: Sequence[float], weight: float = FUSION_WEIGHT) -> list[float]:

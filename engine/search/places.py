@@ -26,7 +26,7 @@ import unicodedata
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 
-from engine.geocoding import Place
+from engine.media.location import Place
 from engine.search.common_words import COMMON_WORDS
 from engine.search.dates import without_spans
 

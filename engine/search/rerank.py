@@ -55,9 +55,7 @@ class Reranker:
 
     def _rescore(self, text: str, head: list[Candidate]) -> tuple[list[Candidate], list[Candidate]]:
         """(re-scored candidates, candidates none of whose frames could be read)."""
-        frames = [
-            (c, hit) for c in head for hit, _ in c.frames[: FRAMES_PER_VIDEO if c.kind == "video" else 1]
-        ]
+        frames = [(c, hit) for c in head for hit in _frames_to_rescore(c)]
         if not frames:
             return [], head
         scores = self._scores(text, [hit for _, hit in frames])
@@ -113,6 +111,14 @@ class Reranker:
             log.warning("cannot re-rank %s: %s", display(hit.path), summary.error)
             return None
         return Image.fromarray(got[0])
+
+
+def _frames_to_rescore(candidate: Candidate) -> list[FrameHit]:
+    """A photo's frame; a video's moment when an earlier stage chose it (where its words were read), else its
+    best few frames by Fast score."""
+    if candidate.best is not None:
+        return [candidate.best]
+    return [hit for hit, _ in candidate.frames[: FRAMES_PER_VIDEO if candidate.kind == "video" else 1]]
 
 
 def _capped(tail: list[Candidate], ceiling: float | None) -> list[Candidate]:

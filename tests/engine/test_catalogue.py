@@ -10,7 +10,15 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import create_engine, event
 
-from engine.catalogue import Base, Catalogue, NewFrame, Status, alembic_config, encode_vector
+from engine.catalogue import (
+    FULL_TEXT_TABLES,
+    Base,
+    Catalogue,
+    NewFrame,
+    Status,
+    alembic_config,
+    encode_vector,
+)
 from engine.errors import LibraryError
 
 HEAD = ScriptDirectory.from_config(alembic_config()).get_current_head()
@@ -52,8 +60,13 @@ def test_schema_is_created_by_alembic_in_wal_mode(catalogue, tmp_path):
 
 
 def test_the_orm_mirrors_the_migrations(catalogue):
+    def not_full_text(name, kind, parent_names) -> bool:
+        # The FTS5 tables and their shadow tables are SQLite's own, outside the ORM (migration 0003).
+        return not (kind == "table" and name.startswith(FULL_TEXT_TABLES))
+
     with catalogue.engine.connect() as connection:
-        assert compare_metadata(MigrationContext.configure(connection), Base.metadata) == []
+        context = MigrationContext.configure(connection, opts={"include_name": not_full_text})
+        assert compare_metadata(context, Base.metadata) == []
 
 
 def write_first_schema_catalogue(path) -> None:
@@ -103,17 +116,33 @@ def write_first_schema_catalogue(path) -> None:
     db.close()
 
 
-def every_row(path) -> dict[str, list]:
+def every_row(path, columns: dict[str, list[str]] | None = None) -> dict[str, list]:
+    """Every row of every table (but Alembic's), or of the tables and columns in `columns`."""
     db = sqlite3.connect(path)
-    tables = [r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
-    rows = {t: sorted(db.execute(f"SELECT * FROM {t}")) for t in tables if t != "alembic_version"}
+    if columns is None:
+        tables = [r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
+        columns = {
+            t: [r[1] for r in db.execute(f"PRAGMA table_info({t})")] for t in tables if t != "alembic_version"
+        }
+    rows = {t: sorted(db.execute(f"SELECT {', '.join(names)} FROM {t}")) for t, names in columns.items()}
     db.close()
     return rows
+
+
+def columns_of(path) -> dict[str, list[str]]:
+    db = sqlite3.connect(path)
+    tables = [r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
+    columns = {
+        t: [r[1] for r in db.execute(f"PRAGMA table_info({t})")] for t in tables if t != "alembic_version"
+    }
+    db.close()
+    return columns
 
 
 def test_a_catalogue_of_the_first_schema_is_upgraded_and_keeps_every_row(tmp_path):
     path = tmp_path / "catalogue.sqlite"
     write_first_schema_catalogue(path)
+    old_columns = columns_of(path)
     before = every_row(path)
     assert before["media"] and before["vector_deletions"]
 
@@ -121,7 +150,7 @@ def test_a_catalogue_of_the_first_schema_is_upgraded_and_keeps_every_row(tmp_pat
     try:
         with catalogue.engine.connect() as connection:
             assert MigrationContext.configure(connection).get_current_revision() == HEAD
-        assert every_row(path) == before
+        assert every_row(path, old_columns) == before  # later schemas add columns and tables, lose nothing
         assert catalogue.counts(1) == {
             "media": 4,
             "images": 1,
@@ -130,6 +159,7 @@ def test_a_catalogue_of_the_first_schema_is_upgraded_and_keeps_every_row(tmp_pat
             "failed": 1,
             "pending": 1,
             "unavailable": 0,
+            "read": 0,
         }
         keys, vectors, last = catalogue.vectors_since(1, 0, 8)
         assert keys.tolist() == [1, 2, 3] and last == 3
@@ -149,6 +179,7 @@ class PowerCut(Exception):
 def test_an_upgrade_cut_short_leaves_the_old_schema_and_the_next_open_finishes_it(tmp_path, monkeypatch):
     path = tmp_path / "catalogue.sqlite"
     write_first_schema_catalogue(path)
+    old_columns = columns_of(path)
     before = every_row(path)
 
     def power_cut(*args, **kwargs):
@@ -158,9 +189,10 @@ def test_an_upgrade_cut_short_leaves_the_old_schema_and_the_next_open_finishes_i
         patch.setattr(op, "create_index", power_cut)  # 0002 has dropped the old index by then
         with pytest.raises(PowerCut):
             Catalogue(path)
+    assert columns_of(path) == old_columns and every_row(path) == before  # all of it rolled back
     catalogue = Catalogue(path)
     try:
-        assert every_row(path) == before
+        assert every_row(path, old_columns) == before
         db = sqlite3.connect(path)
         columns = [r[2] for r in db.execute("PRAGMA index_info(ix_media_fingerprint)")]
         db.close()
@@ -220,7 +252,9 @@ def test_failed_files_and_details_are_one_query_each(catalogue):
     for i in (25, 3, 14):
         catalogue.record_failed(ids[i], f"broken {i}")
     [plan] = query_plans(catalogue, lambda: catalogue.failed_files(2))
-    assert "USING INDEX ix_media_status (status=?)" in plan  # only the failed rows are read
+    assert (
+        plan.startswith("SEARCH media USING INDEX") and "(status=?)" in plan
+    )  # only the failed rows are read
     assert [(str(f.path), f.error) for f in catalogue.failed_files(10)] == [
         ("/p/14.jpg", "broken 14"),
         ("/p/25.jpg", "broken 25"),

@@ -1,7 +1,9 @@
 """Work that must not run on the GUI thread: searching (the model encodes the query) and thumbnails.
 
-One `LibraryWorker` in its own QThread owns the read-only `engine.Library` and answers requests one at a
-time, so the facade is only ever used from that one thread. Thumbnails come from a small thread pool: the
+One `LibraryWorker` in its own QThread reads the library through its resident engine (engine/serve: the models
+load, and stay, in that process, which the command line shares; the worker starts it when none runs) and
+answers requests one at a time, each with a signal; with GLIMPSE_NO_DAEMON it reads the library itself, in that
+one thread. Thumbnails come from a small thread pool: the
 engine's `ThumbnailCache` makes or reuses a file on disk (decoding in its own worker processes, so a file that
 crashes a codec cannot take the window down) and the worker reads it into a QImage (QImage, unlike QPixmap,
 may be built off the GUI thread).
@@ -17,10 +19,10 @@ from pathlib import Path
 from PySide6.QtCore import QObject, QRunnable, QThread, QThreadPool, Signal, Slot
 from PySide6.QtGui import QImage
 
-from engine import Library
 from engine.errors import GlimpseError
 from engine.results import SearchResults
 from engine.search import SearchRequest
+from engine.serve.readers import LibraryReader, open_reader
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +42,7 @@ class SearchResponse:
 
 
 class LibraryWorker(QObject):
-    """Owns the read-only Library in its own thread; every slot answers with a signal."""
+    """Reads the library (through its engine) from its own thread; every slot answers with a signal."""
 
     searched = Signal(object)  # SearchResponse
     status_ready = Signal(object)  # LibraryStatus
@@ -52,23 +54,23 @@ class LibraryWorker(QObject):
         super().__init__()
         self.library_dir = library_dir
         self.device = device
-        self._library: Library | None = None
+        self._reader: LibraryReader | None = None
 
-    def _open(self) -> Library:
-        if self._library is None:
-            self._library = Library.open(self.library_dir, writable=False, device=self.device)
-        return self._library
+    def _open(self) -> LibraryReader:
+        if self._reader is None:
+            self._reader = open_reader(self.library_dir, device=self.device, say=log.warning)
+        return self._reader
 
     @Slot(int, object)
     def search(self, request_id: int, request: SearchRequest) -> None:
         started = time.monotonic()
         response = SearchResponse(request_id, request)
         try:
-            library = self._open()
-            if library.model is None:
+            reader = self._open()
+            if reader.model() is None:
                 response.error = "Nothing is indexed yet: add a folder with File → Folders…"
             else:
-                response.results = library.run(request)
+                response.results = reader.run(request)
         except GlimpseError as error:
             response.error = str(error)
         except Exception as error:  # a model failing on this machine must not kill the worker thread
@@ -79,12 +81,9 @@ class LibraryWorker(QObject):
 
     @Slot()
     def warm_up(self) -> None:
-        """Load the model now, so that the first query answers quickly."""
+        """Have the models loaded now (by the engine), so that the first query answers quickly."""
         try:
-            library = self._open()
-            if library.model:
-                library.search("warm up", limit=1)
-            self.model_ready.emit(library.model or "")
+            self.model_ready.emit(self._open().warm_up())
         except GlimpseError as error:
             self.failed.emit(str(error))
         except Exception as error:
@@ -107,9 +106,9 @@ class LibraryWorker(QObject):
 
     @Slot()
     def close(self) -> None:
-        if self._library is not None:
-            self._library.close()
-            self._library = None
+        if self._reader is not None:
+            self._reader.close()
+            self._reader = None
 
 
 class LibraryThread(QObject):

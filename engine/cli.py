@@ -2,19 +2,23 @@
 
 from __future__ import annotations
 
+import importlib
 import signal
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, MutableMapping
 from pathlib import Path
 
 import click
 
-from engine.bench import bench
 from engine.commandline import emit, handles_errors
-from engine.paths import LIBRARY_ENV, display
+from engine.paths import LIBRARY_ENV, display, to_bytes
 from engine.results import SearchResults
-from engine.search import SORT_ORDERS
+from engine.search import SORT_ORDERS, SearchRequest
 from engine.training.commands import dataset, evaluate_command, train
+
+#: Commands whose modules load heavy packages (numpy), imported only when one of them runs or `--help` lists
+#: them: a search that the resident engine answers loads none of them.
+LAZY_COMMANDS = {"bench": "engine.bench:bench"}
 
 
 def _library_option(command: Callable) -> Callable:
@@ -48,15 +52,72 @@ def _sort_option(command: Callable) -> Callable:
     )(command)
 
 
+def _daemon_option(command: Callable) -> Callable:
+    return click.option(
+        "--no-daemon",
+        is_flag=True,
+        help="Read the library in this process, not through its resident engine (also GLIMPSE_NO_DAEMON=1).",
+    )(command)
+
+
+def _folder(library_dir: Path | None) -> Path | None:
+    """The library folder given to the subcommand, or before it."""
+    return library_dir or (click.get_current_context().obj or {}).get("library_dir")
+
+
 def _open(library_dir: Path | None, *, writable: bool = False, device: str = "auto"):
     from engine.library import Library
 
-    ctx = click.get_current_context()
-    folder = library_dir or (ctx.obj or {}).get("library_dir")
-    return Library.open(folder, writable=writable, device=device)
+    return Library.open(_folder(library_dir), writable=writable, device=device)
 
 
-@click.group(invoke_without_command=True, context_settings={"help_option_names": ["-h", "--help"]})
+def _reader(library_dir: Path | None, *, no_daemon: bool, device: str = "auto"):
+    """The library to read: through its resident engine (started if none runs), else in this process."""
+    from engine.serve.readers import open_reader
+
+    return open_reader(_folder(library_dir), device=device, use_engine=not no_daemon, say=_notice)
+
+
+class _Commands(MutableMapping[str, click.Command]):
+    """A group's commands by name, those in `lazy` ("module:attribute") imported when first looked up."""
+
+    def __init__(self, commands: dict[str, click.Command], lazy: dict[str, str]) -> None:
+        self._commands = dict(commands)
+        self._lazy = dict(lazy)
+
+    def __getitem__(self, name: str) -> click.Command:
+        if name in self._lazy:
+            module, _, attribute = self._lazy.pop(name).partition(":")
+            self._commands[name] = getattr(importlib.import_module(module), attribute)
+        return self._commands[name]
+
+    def __setitem__(self, name: str, command: click.Command) -> None:
+        self._lazy.pop(name, None)
+        self._commands[name] = command
+
+    def __delitem__(self, name: str) -> None:
+        if self._lazy.pop(name, None) is None:
+            del self._commands[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter([*self._commands, *self._lazy])
+
+    def __len__(self) -> int:
+        return len(self._commands) + len(self._lazy)
+
+
+class _Glimpse(click.Group):
+    """The `glimpse` group: its `commands` hold every command, some imported only when they are looked up
+    (click's lazy-loading pattern, kept in the mapping so that `main.commands` still names them all)."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.commands = _Commands(self.commands, LAZY_COMMANDS)
+
+
+@click.group(
+    cls=_Glimpse, invoke_without_command=True, context_settings={"help_option_names": ["-h", "--help"]}
+)
 @click.option(
     "--library",
     "library_dir",
@@ -129,38 +190,55 @@ def folders(library_dir: Path | None, as_json: bool) -> None:
 @click.argument("folders", nargs=-1, type=click.Path(exists=True, file_okay=False))
 @click.option("--model", help="Model preset (e.g. vit-b-32, tiny-test, NAME@random, NAME@/path/weights.bin).")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
+@click.option(
+    "--no-read-text",
+    is_flag=True,
+    help="Skip reading the words written in photos and videos (OCR) this time.",
+)
 @_library_option
 @_json_option
 @handles_errors
 def index(
-    folders: tuple[str, ...], model: str | None, device: str, library_dir: Path | None, as_json: bool
+    folders: tuple[str, ...],
+    model: str | None,
+    device: str,
+    no_read_text: bool,
+    library_dir: Path | None,
+    as_json: bool,
 ) -> None:
-    """Index the watched folders (or FOLDERS, which become watched): embed what is new or changed."""
+    """Index the watched folders (or FOLDERS, which become watched): embed what is new or changed, then read
+    the words written in them."""
     with _open(library_dir, writable=True, device=device) as library:
-        report = library.index(folders, model=model, progress=_progress_bar(), notice=_notice)
+        report = library.index(
+            folders, model=model, progress=_progress_bar(), notice=_notice, read_text=not no_read_text
+        )
     if as_json:
         emit(report.to_json())
     else:
         click.echo(
             f"{report.images} photos and {report.videos} videos embedded ({report.frames} frames), "
             f"{report.skipped} unchanged, {report.moved} moved, {report.removed} removed, "
-            f"{report.failed} failed in {report.seconds:.1f} s",
+            f"{report.failed} failed, text read in {report.read} in {report.seconds:.1f} s",
             err=True,
         )
 
 
 @main.command()
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
+@click.option(
+    "--no-read-text", is_flag=True, help="Do not read the words written in photos and videos (OCR)."
+)
 @_library_option
 @handles_errors
-def watch(device: str, library_dir: Path | None) -> None:
-    """Index, then keep following changes in the watched folders until interrupted."""
+def watch(device: str, no_read_text: bool, library_dir: Path | None) -> None:
+    """Index, then keep following changes in the watched folders until interrupted (the words in the pictures
+    are read in the background meanwhile)."""
     from engine.watcher import Watcher
 
     with _open(library_dir, writable=True, device=device) as library:
         signal.signal(signal.SIGTERM, _interrupt)
         try:
-            Watcher(library, on_report=_watch_report, notice=_notice).run()
+            Watcher(library, on_report=_watch_report, notice=_notice, read_text=not no_read_text).run()
         except KeyboardInterrupt:
             click.echo("stopped watching; everything indexed so far is kept.", err=True)
 
@@ -180,7 +258,9 @@ def watch(device: str, library_dir: Path | None) -> None:
 @click.option("--no-rerank", is_flag=True, help="Fast results only.")
 @_all_option
 @_sort_option
+@click.option("--explain", is_flag=True, help="Say on stderr what the query was understood to mean.")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
+@_daemon_option
 @_library_option
 @_json_option
 @handles_errors
@@ -193,23 +273,28 @@ def search(
     no_rerank: bool,
     show_all: bool,
     sort: str,
+    explain: bool,
     device: str,
+    no_daemon: bool,
     library_dir: Path | None,
     as_json: bool,
 ) -> None:
     """Find photos and video moments matching TEXT."""
     if no_rerank and rerank:
         raise click.UsageError("--rerank and --no-rerank contradict each other")
-    with _open(library_dir, device=device) as library:
-        results = library.search(
-            text,
-            limit=limit,
-            kind=kind,
-            folder=folder,
-            rerank=0 if no_rerank else rerank,
-            sort=sort,
-            notice=_notice,
-        )
+    request = SearchRequest(
+        text=text,
+        limit=limit,
+        kind=kind,
+        folder=to_bytes(folder) if folder is not None else None,
+        rerank=0 if no_rerank else rerank,
+        sort=sort,
+    )
+    request.check()  # before an engine is started for a question that cannot be answered
+    with _reader(library_dir, no_daemon=no_daemon, device=device) as reader:
+        results = reader.run(request, notice=_notice)
+    if explain:
+        click.echo(results.explain() or "looking for: everything, newest first", err=True)
     _print_results(results, as_json, show_all)
 
 
@@ -221,6 +306,7 @@ def search(
 @_all_option
 @_sort_option
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
+@_daemon_option
 @_library_option
 @_json_option
 @handles_errors
@@ -232,23 +318,32 @@ def similar(
     show_all: bool,
     sort: str,
     device: str,
+    no_daemon: bool,
     library_dir: Path | None,
     as_json: bool,
 ) -> None:
     """Find photos and videos that look like FILE."""
-    with _open(library_dir, device=device) as library:
-        results = library.similar(file, limit=limit, kind=kind, folder=folder, sort=sort)
+    request = SearchRequest(
+        similar_to=to_bytes(file),
+        limit=limit,
+        kind=kind,
+        folder=to_bytes(folder) if folder is not None else None,
+        sort=sort,
+    )
+    with _reader(library_dir, no_daemon=no_daemon, device=device) as reader:
+        results = reader.similar(request)
     _print_results(results, as_json, show_all)
 
 
 @main.command()
+@_daemon_option
 @_library_option
 @_json_option
 @handles_errors
-def status(library_dir: Path | None, as_json: bool) -> None:
+def status(no_daemon: bool, library_dir: Path | None, as_json: bool) -> None:
     """Show what the library holds."""
-    with _open(library_dir) as library:
-        report = library.status()
+    with _reader(library_dir, no_daemon=no_daemon) as reader:
+        report = reader.status()
     if as_json:
         emit({k: v for k, v in report.to_json().items() if k not in ("folders", "excluded")})
         return
@@ -258,19 +353,25 @@ def status(library_dir: Path | None, as_json: bool) -> None:
     click.echo(f"frames    {report.frames}")
     click.echo(f"failed    {report.failed}")
     click.echo(f"pending   {report.pending}")
+    click.echo(f"read      {report.read} (files whose text has been read)")
     if report.unavailable:
         click.echo(f"offline   {report.unavailable} (their folder is not reachable)")
 
 
 @main.command()
 @click.option("--repair", is_flag=True, help="Rebuild the index and re-queue broken entries.")
+@_daemon_option
 @_library_option
 @_json_option
 @handles_errors
-def check(repair: bool, library_dir: Path | None, as_json: bool) -> None:
+def check(repair: bool, no_daemon: bool, library_dir: Path | None, as_json: bool) -> None:
     """Check that the catalogue and the vector index agree (exit 1 when they do not)."""
-    with _open(library_dir, writable=repair) as library:
-        report = library.check(repair=repair)
+    if repair:  # repairing writes: the library's one writer does it, never the engine
+        with _open(library_dir, writable=True) as library:
+            report = library.check(repair=True)
+    else:
+        with _reader(library_dir, no_daemon=no_daemon) as reader:
+            report = reader.check()
     if as_json:
         emit(report.to_json())
     else:
@@ -313,6 +414,38 @@ def models(download_name: str | None, as_json: bool) -> None:
         click.echo(f"{mark} {row['name']:<14} {state:<30} {row['description']}")
 
 
+@main.command()
+@click.option("--stop", is_flag=True, help="Stop the library's engine instead.")
+@_library_option
+@handles_errors
+def serve(stop: bool, library_dir: Path | None) -> None:
+    """Keep the library and its models loaded, so that searches answer at once (until idle or stopped).
+
+    `search`, `similar`, `status` and `check` start it themselves when it is not running."""
+    from engine.serve.client import stop_engine
+    from engine.serve.readers import library_folder
+
+    folder = library_folder(_folder(library_dir))
+    if stop:
+        pid = stop_engine(folder)
+        click.echo(
+            f"stopped the engine of {display(folder)} (pid {pid})" if pid else "no engine was running",
+            err=True,
+        )
+        return
+    from engine.serve.server import idle_seconds, run_engine
+
+    minutes = idle_seconds() / 60
+    run_engine(
+        folder,
+        listening=lambda: click.echo(
+            f"serving {display(folder)}; stops after {minutes:g} minutes without a request, "
+            "or on Ctrl-C or `glimpse serve --stop`",
+            err=True,
+        ),
+    )
+
+
 def _print_results(found: SearchResults, as_json: bool, show_all: bool) -> None:
     results = found.all if show_all else found.shown
     if as_json:
@@ -322,7 +455,9 @@ def _print_results(found: SearchResults, as_json: bool, show_all: bool) -> None:
         click.echo("no results", err=True)
     for r in results:
         moment = f" @ {_clock(r.timestamp)}" if r.timestamp is not None else ""
-        click.echo(f"{r.rank:>3}. {r.score:6.3f}  {display(r.path)}{moment}")
+        said = " / ".join(r.text.splitlines()) if r.text else ""
+        extras = "".join(f"  · {extra}" for extra in (f"“{said}”" if said else "", r.place or "") if extra)
+        click.echo(f"{r.rank:>3}. {r.score:6.3f}  {display(r.path)}{moment}{extras}")
     if found.hidden and not show_all:
         click.echo(f"{len(found.hidden)} less relevant results not shown (--all shows them)", err=True)
 
@@ -349,7 +484,11 @@ def _progress_bar():
 
     def update(progress) -> None:
         if "bar" not in bar:
-            bar["bar"] = tqdm(total=progress.total, unit="file", file=sys.stderr, disable=None, leave=False)
+            what = "reading text" if progress.stage == "reading" else "indexing"
+            bar["bar"] = tqdm(
+                total=progress.total, desc=what, unit="file", file=sys.stderr, disable=None, leave=False
+            )
+        bar["bar"].total = progress.total
         bar["bar"].n = progress.done
         bar["bar"].refresh()
         if progress.done >= progress.total:
@@ -366,5 +505,5 @@ def _watch_report(report) -> None:
     )
 
 
-for _command in (dataset, train, evaluate_command, bench):
+for _command in (dataset, train, evaluate_command):
     main.add_command(_command)

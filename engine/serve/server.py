@@ -108,6 +108,7 @@ class _Lane:
         self.library = library
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"engine-{name}")
         self._readers: dict[str, tuple[LocalReader, tuple[int, int] | None]] = {}
+        self._opened = False
 
     def submit(self, work: Callable[[LocalReader], T], device: str = "auto") -> Future[T]:
         """Run `work` on this lane with the library opened for `device`; RuntimeError once the lane is closed."""
@@ -120,6 +121,11 @@ class _Lane:
             if identity is not None and identity == opened:
                 return reader
             reader.close()  # the catalogue file was replaced, or is gone: open the library anew
+            del self._readers[device]
+        if self._opened and not self.library.is_dir():
+            # Opening would make an empty library where one was deleted; the engine stops instead.
+            raise EngineStopping("the library folder is gone; a new engine answers")
+        self._opened = True
         reader = LocalReader(self.library, device=device)
         self._readers[device] = (reader, _catalogue_identity(self.library))
         return reader

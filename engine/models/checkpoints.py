@@ -27,6 +27,9 @@ from engine.models.visual_trunk import TrunkConfig, image_tensor
 from engine.models.vocabulary import Vocabulary
 
 FORMAT = "glimpse-checkpoint-1"
+#: What the models written before a config field existed did, by field: such a checkpoint loads as it was.
+_LEGACY_FIELDS: dict[str, dict[str, Any]] = {"fast": {"image_tokens": "all"}, "slow": {"directions": 1}}
+_LEGACY_TRUNK: dict[str, Any] = {"patch": 4}
 Role = Literal["fast", "slow"]
 #: Images scored by the Slow model per forward pass: bounds memory when a caller passes thousands at once.
 SLOW_CHUNK = 256
@@ -79,8 +82,10 @@ def read_checkpoint(path: Path, role: Role, device: str = "cpu") -> Checkpoint:
         )
     if document["role"] != role:
         raise UsageError(f"{path} holds a {document['role']} model, not a {role} one.")
-    config = dict(document["config"])
-    config["trunk"] = TrunkConfig(**{**config["trunk"], "channels": tuple(config["trunk"]["channels"])})
+    # A field a checkpoint lacks was written before the field existed: it takes the value models had then.
+    config = {**_LEGACY_FIELDS[role], **document["config"]}
+    trunk = {**_LEGACY_TRUNK, **config["trunk"]}
+    config["trunk"] = TrunkConfig(**{**trunk, "channels": tuple(trunk["channels"])})
     model: nn.Module = (
         DualEncoder(FastConfig(**config)) if role == "fast" else CaptionScorer(SlowConfig(**config))
     )

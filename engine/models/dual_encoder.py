@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Literal
 
 import torch
 from torch import nn
@@ -23,7 +24,11 @@ class FastConfig:
     heads: int = 4
     layers: int = 2
     feedforward: int = 384
-    dropout: float = 0.1
+    dropout: float = 0.0
+    #: The visual tokens the image transformer reads: "coarse" (the coarse grid and the pooled token) or
+    #: "all" (the fine grid too, as the first shapes models did: 4× the tokens, 2–3× the cost of a step,
+    #: and no better a vector at the same number of steps; docs/evaluation.md).
+    image_tokens: Literal["coarse", "all"] = "coarse"
 
 
 def _encoder(width: int, config: FastConfig) -> nn.TransformerEncoder:
@@ -66,6 +71,8 @@ class DualEncoder(nn.Module):
     def encode_images(self, images: torch.Tensor) -> torch.Tensor:
         """Images (N, 3, S, S) → (N, embed_dim), L2-normalised."""
         tokens = self.trunk(images)
+        if self.config.image_tokens == "coarse":
+            tokens = tokens[:, self.config.trunk.fine_side**2 :]
         tokens = torch.cat([self.image_cls.expand(len(tokens), -1, -1), tokens], dim=1)
         return functional.normalize(self.image_proj(self.image_encoder(tokens)[:, 0]), dim=-1)
 

@@ -16,11 +16,31 @@ STD = (0.229, 0.224, 0.225)
 
 @dataclass(frozen=True)
 class TrunkConfig:
-    """Shape of the trunk. Its token grids are image_size/8 and image_size/16 a side, plus one pooled token."""
+    """Shape of the trunk. Its token grids are image_size/(2·patch) and image_size/(4·patch) a side, plus one
+    pooled token."""
 
     image_size: int = 64
     channels: tuple[int, int, int] = (64, 96, 128)
     width: int = 128
+    #: Side of the stem's non-overlapping patches, in pixels.
+    patch: int = 4
+
+    @classmethod
+    def for_image_size(cls, image_size: int) -> TrunkConfig:
+        """A trunk whose token grids are 8×8 and 4×4 whatever the image size (patches of image_size/16).
+
+        Past the stem, the trunk's cost and the number of visual tokens then do not grow with the image:
+        a 96 px set trains as fast as a 64 px one, its small shapes still seen at full resolution by the stem.
+        """
+        return cls(image_size=image_size, patch=max(1, image_size // 16))
+
+    @property
+    def fine_side(self) -> int:
+        return self.image_size // (2 * self.patch)
+
+    @property
+    def coarse_side(self) -> int:
+        return self.image_size // (4 * self.patch)
 
 
 def _block(c_in: int, c_out: int, stride: int) -> nn.Sequential:
@@ -28,21 +48,22 @@ def _block(c_in: int, c_out: int, stride: int) -> nn.Sequential:
 
 
 class VisualTrunk(nn.Module):
-    """Image (N, 3, S, S) → tokens (N, T, width): an S/8 grid, an S/16 grid and a global token.
+    """Image (N, 3, S, S) → tokens (N, T, width): a fine grid, a coarse grid and a global token.
 
-    The fine S/8 grid keeps each small shape in a cell of its own (what a caption's words must bind to); the
-    coarse grid sees whole groups and their neighbours. Every token carries a learned embedding of its
+    The fine grid (S/8 a side with 4 px patches) keeps each small shape in a cell of its own (what a
+    caption's words must bind to); the coarse grid sees whole groups and their neighbours. Every token carries a learned embedding of its
     position and of its scale, which is what lets attention tell left from right and above from below.
     """
 
     def __init__(self, config: TrunkConfig) -> None:
         super().__init__()
         c1, c2, c3 = config.channels
-        # Stride 4 at once: at 64 px a 4×4 patch holds no detail worth a full-resolution layer's cost.
-        self.stem = nn.Sequential(nn.Conv2d(3, c1, 4, 4, bias=False), nn.BatchNorm2d(c1), nn.GELU())
+        # One patch at once: at 64 px a 4×4 patch holds no detail worth a full-resolution layer's cost.
+        patch = config.patch
+        self.stem = nn.Sequential(nn.Conv2d(3, c1, patch, patch, bias=False), nn.BatchNorm2d(c1), nn.GELU())
         self.fine = nn.Sequential(_block(c1, c2, 2), _block(c2, c2, 1))
         self.coarse = nn.Sequential(_block(c2, c3, 2), _block(c3, c3, 1))
-        fine_side, coarse_side = config.image_size // 8, config.image_size // 16
+        fine_side, coarse_side = config.fine_side, config.coarse_side
         self.fine_proj = nn.Linear(c2, config.width)
         self.coarse_proj = nn.Linear(c3, config.width)
         self.global_proj = nn.Linear(c3, config.width)

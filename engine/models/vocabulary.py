@@ -57,6 +57,14 @@ class Vocabulary:
         body = [self._ids.get(word, unk) for word in words(text)][: self.max_length - 2]  # type: ignore[attr-defined]
         return [self.bos_id, *body, self.eos_id]
 
+    @property
+    def unk_id(self) -> int:
+        return 3
+
+    def decode(self, ids: Iterable[int]) -> str:
+        """Word ids → the text they spell; padding, `<bos>` and `<eos>` are dropped."""
+        return " ".join(self.tokens[i] for i in ids if i > self.eos_id)
+
     def encode(self, texts: Sequence[str]) -> torch.Tensor:
         """Texts → (N, L) int64 ids, right-padded with 0 to the longest."""
         rows = [self.ids(text) for text in texts]

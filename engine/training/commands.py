@@ -42,13 +42,20 @@ def dataset() -> None:
 @click.argument("out", type=click.Path(file_okay=False, path_type=Path))
 @click.option("--images", "count", type=click.IntRange(2), default=12_000, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
+@click.option(
+    "--style",
+    type=click.Choice(["shapes", "stickers", "night"]),
+    default="shapes",
+    show_default=True,
+    help="How the scenes look and read: shapes (64 px), stickers (96 px) or night (80 px).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document on stdout.")
 @handles_errors
-def synth(out: Path, count: int, seed: int, as_json: bool) -> None:
-    """Write the synthetic shapes set to OUT (Karpathy format: OUT/dataset.json, OUT/images/)."""
+def synth(out: Path, count: int, seed: int, style: str, as_json: bool) -> None:
+    """Write a synthetic compositional set to OUT (Karpathy format: OUT/dataset.json, OUT/images/)."""
     from engine.training.synth import write_synthetic_set
 
-    report = write_synthetic_set(out, count, seed)
+    report = write_synthetic_set(out, count, seed, style)
     if as_json:
         click.echo(json.dumps({"root": str(report.root), "images": report.images, "splits": report.splits}))
     else:
@@ -76,7 +83,12 @@ def _training_options(command: Callable) -> Callable:
             default=None,
             help="Peak learning rate [1e-3; 1e-5 fine-tuning a preset].",
         ),
-        click.option("--image-size", type=click.IntRange(16), default=64, show_default=True),
+        click.option(
+            "--image-size",
+            type=click.IntRange(16),
+            default=None,
+            help="Side the models read [the training images' own, 32 to 128 px].",
+        ),
         click.option("--seed", type=int, default=0, show_default=True),
         _DEVICE,
         _MEDIA,
@@ -104,23 +116,23 @@ def _is_preset(init: str | None) -> bool:
     return init is not None and not Path(init).is_file()
 
 
+def _report_json(report: Any) -> dict[str, Any]:
+    return {
+        "out": str(report.out),
+        "role": report.role,
+        "steps": report.steps,
+        "seconds": round(report.seconds, 1),
+        "first_loss": report.first_loss,
+        "last_loss": report.last_loss,
+        "images": report.images,
+        "captions": report.captions,
+        "preparation_seconds": round(report.preparation_seconds, 1),
+    }
+
+
 def _emit_report(report: Any, as_json: bool) -> None:
     if as_json:
-        click.echo(
-            json.dumps(
-                {
-                    "out": str(report.out),
-                    "role": report.role,
-                    "steps": report.steps,
-                    "seconds": round(report.seconds, 1),
-                    "first_loss": report.first_loss,
-                    "last_loss": report.last_loss,
-                    "images": report.images,
-                    "captions": report.captions,
-                    "preparation_seconds": round(report.preparation_seconds, 1),
-                }
-            )
-        )
+        click.echo(json.dumps(_report_json(report)))
     else:
         click.echo(
             f"Trained {report.role} for {report.steps} steps ({report.seconds / 60:.1f} min); loss "
@@ -190,6 +202,9 @@ def train_fast_command(
     _emit_report(train_fast(data, out, train_options, Path(init) if init else None), as_json)
 
 
+_DISTILL_FIELDS = ("weight", "temperature", "student_temperature", "group", "scope", "schedule")
+
+
 @train.command("distill")
 @_training_options
 @click.option("--teacher", type=click.Path(exists=True, dir_okay=False, path_type=Path), required=True)
@@ -197,7 +212,7 @@ def train_fast_command(
     "--miner",
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
     default=None,
-    help="Fast checkpoint that mines hard candidate groups (default: random groups).",
+    help="Fast checkpoint that mines hard candidate groups [default: --init, else random groups].",
 )
 @click.option(
     "--init",
@@ -205,9 +220,69 @@ def train_fast_command(
     default=None,
     help="Start the student from this Fast checkpoint (default: from scratch).",
 )
-@click.option("--temperature", type=click.FloatRange(min=0, min_open=True), default=1.0, show_default=True)
 @click.option(
-    "--weight", type=click.FloatRange(min=0), default=1.0, show_default=True, help="Weight of the KL term."
+    "--temperature",
+    type=click.FloatRange(min=0, min_open=True),
+    default=None,
+    help="Temperature of the teacher's posterior.",
+)
+@click.option(
+    "--student-temperature",
+    type=click.FloatRange(min=0, min_open=True),
+    default=None,
+    help="The student's logits are divided by this in the soft term (which is scaled by its square).",
+)
+@click.option(
+    "--weight",
+    type=click.FloatRange(min=0),
+    default=None,
+    help="Weight of the teacher's soft term (0: mined batches, hard labels only).",
+)
+@click.option(
+    "--group",
+    type=click.IntRange(2),
+    default=None,
+    help="Images per mined group.",
+)
+@click.option(
+    "--scope",
+    type=click.Choice(["group", "batch"]),
+    default=None,
+    help="The student's distribution in the soft term: over the caption's group or the whole batch.",
+)
+@click.option(
+    "--schedule",
+    type=click.Choice(["constant", "ramp"]),
+    default=None,
+    help="The soft term's weight: constant, or rising from 0 over the run.",
+)
+@click.option(
+    "--captions",
+    type=click.Choice(["dataset", "teacher"]),
+    default="dataset",
+    show_default=True,
+    help="Learn from the set's own captions, or from captions the teacher writes (the split's are never read).",
+)
+@click.option(
+    "--split",
+    type=click.Choice(["train", "val", "test", "all"]),
+    default="train",
+    show_default=True,
+    help="With --captions teacher: the images to adapt to.",
+)
+@click.option(
+    "--keep",
+    type=click.Choice(["first", "weighted", "all"]),
+    default=None,
+    help="With --captions teacher: keep the captions whose image the teacher ranks first, weigh each by "
+    "the teacher's confidence, or keep all.",
+)
+@click.option(
+    "--write",
+    "strategy",
+    type=click.Choice(["sample", "beam", "greedy"]),
+    default=None,
+    help="With --captions teacher: how the teacher writes its captions.",
 )
 @handles_errors
 def train_distill_command(
@@ -219,16 +294,70 @@ def train_distill_command(
     teacher: Path,
     miner: Path | None,
     init: Path | None,
-    temperature: float,
-    weight: float,
+    captions: str,
+    split: str,
+    keep: str | None,
+    strategy: str | None,
     **options: Any,
 ) -> None:
-    """Train a Fast student on DATASET with InfoNCE + KL to the Slow TEACHER's scores over mined candidates."""
-    from engine.training.train import train_distill
+    """Train a Fast student on DATASET with InfoNCE + the Slow TEACHER's soft scores over mined candidates.
 
+    With `--captions teacher`, adapt the Fast model `--init` to the images of `--split` without reading their
+    captions: the teacher writes and scores captions of its own. The options left out take the recipe's
+    values (engine/training/distill.py and teacher_captions.py).
+    """
+    from dataclasses import replace
+
+    from engine.training.distill import DistillOptions, train_distill
+
+    given = {name: options.pop(name) for name in _DISTILL_FIELDS}
+    given = {name: value for name, value in given.items() if value is not None}
     data, train_options = _prepare(dataset_path, media_dir, device, **options)
-    report = train_distill(data, out, teacher, train_options, miner, init, temperature, weight)
-    _emit_report(report, as_json)
+    if captions == "dataset":
+        if keep is not None or strategy is not None or split != "train":
+            raise UsageError("--split, --keep and --write go with --captions teacher.")
+        report = train_distill(
+            data, out, teacher, train_options, miner or init, init, DistillOptions(**given)
+        )
+        _emit_report(report, as_json)
+        return
+    from engine.training.datasets import load_frames
+    from engine.training.teacher_captions import CaptionDistillOptions, distill_from_teacher_captions
+
+    if init is None:
+        raise UsageError("--captions teacher adapts a trained Fast model: name it with --init.")
+    if miner is not None:
+        raise UsageError("With --captions teacher the model being adapted (--init) mines its own groups.")
+    recipe = CaptionDistillOptions()
+    captioning = replace(
+        recipe,
+        distill=replace(recipe.distill, **given),
+        keep=keep or recipe.keep,
+        generation=replace(recipe.generation, strategy=strategy or recipe.generation.strategy),
+    )
+    images = (load_frames(item)[0] for item in data.split(split).items)  # type: ignore[arg-type]
+    adapted = distill_from_teacher_captions(
+        images, teacher, init, out, train_options, captioning, f"{data.name}:{split}"
+    )
+    if as_json:
+        document = _report_json(adapted.train)
+        document |= {
+            "written": adapted.written,
+            "kept": adapted.kept,
+            "held_out_captions": adapted.held_out_captions,
+            "held_out_r1_before": adapted.held_out_r1_before,
+            "held_out_r1_after": adapted.held_out_r1_after,
+            "preparation_seconds": round(adapted.preparation_seconds, 1),
+        }
+        click.echo(json.dumps(document))
+        return
+    click.echo(
+        f"The teacher wrote {adapted.written} captions of {adapted.images} images and kept {adapted.kept}; "
+        f"R@1 on {adapted.held_out_captions} held-out ones {adapted.held_out_r1_before:.1f} → "
+        f"{adapted.held_out_r1_after:.1f}.",
+        err=True,
+    )
+    _emit_report(adapted.train, False)
 
 
 @click.command("eval")

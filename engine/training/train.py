@@ -1,18 +1,16 @@
-"""Training the Slow captioner, the Fast dual encoder, and the Fast student distilled from the Slow teacher.
+"""Training the Slow captioner and the Fast dual encoder: the data, the budgeted optimiser, the two trainers.
 
 Every trainer is time-budgeted: it runs optimisation steps until `minutes` of wall time have passed (loading
-the data and scoring with the teacher are not counted), with a learning rate that warms up and then follows a
-cosine over the budget. Randomness is seeded; since the number of steps a budget buys depends on the machine,
-`steps` fixes the count instead, for runs that must repeat exactly.
+the data and scoring with the teacher are not counted), with a learning rate that warms up (over 5 % of the
+budget, at most 100 steps) and then follows a cosine over the budget. Randomness is seeded; since the number
+of steps a budget buys depends on the machine, `steps` fixes the count instead, for runs that must repeat
+exactly.
 
-Distillation (`train_distill`) follows the paper's recipe with Fast-mined hard candidates. A *miner* (a trained
-Fast model) groups the training images into groups of `GROUP` images it finds hard to tell apart (an image and
-the images its captions' nearest neighbours point at, usually its twin); a batch is made of whole groups. The
-student minimises InfoNCE over the batch plus `weight` × KL(teacher ‖ student) over each caption's own group,
-where the teacher's distribution is softmax(log p(text | image) / `temperature`) over the group's images (at
-temperature 1 that is the Slow model's posterior p(image | text) under a uniform prior) and the student's is
-softmax of its scaled cosine similarities. The teacher scores every (caption, group image) pair once, before
-training starts, so a distillation step costs what a plain Fast step costs.
+The recipe was made to carry to sets nobody tuned it to (docs/evaluation.md): images train at their own size
+(`image_size=None`) through a trunk whose token grids do not grow with it, the Fast image tower reads the
+coarse tokens only, no dropout, and a Fast batch holds every caption of its images.
+
+Distillation lives in engine/training/distill.py and builds on these pieces.
 """
 
 from __future__ import annotations
@@ -21,28 +19,32 @@ import math
 import random
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
+from PIL import Image
 from torch.nn import functional
 from tqdm import tqdm
 
 from engine.errors import UsageError
 from engine.models.caption_scorer import CaptionScorer, SlowConfig
-from engine.models.checkpoints import load_checkpoint_fast, read_checkpoint, save_checkpoint
+from engine.models.checkpoints import read_checkpoint, save_checkpoint
 from engine.models.dual_encoder import DualEncoder, FastConfig
 from engine.models.visual_trunk import TrunkConfig, image_pixels, normalise
 from engine.models.vocabulary import Vocabulary
-from engine.training.datasets import RetrievalSet, load_frames
+from engine.training.datasets import Item, RetrievalSet, load_frames
 from engine.training.losses import caption_loss, info_nce
 
-#: Images per distillation group: the image itself and the hard candidates mined for it.
-GROUP = 4
-#: Steps over which the learning rate warms up from zero.
+#: The learning rate warms up from zero over this share of the budget, or this many steps if fewer.
+WARMUP_SHARE = 0.05
 WARMUP_STEPS = 100
+#: Names the training recipe in each checkpoint's provenance (1: the first shapes models).
+RECIPE = 2
+#: Bounds of the image size a set trains at when none is given (its images' own, in multiples of 16).
+AUTO_IMAGE_SIZE = (32, 128)
 
 
 @dataclass(frozen=True)
@@ -56,9 +58,12 @@ class TrainOptions:
     learning_rate: float = 1e-3
     seed: int = 0
     device: str = "cpu"
-    image_size: int = 64
+    #: Side of the square the models read; None: the training images' own (`native_image_size`).
+    image_size: int | None = None
     #: A word must occur this often in the training captions to get its own token.
     min_word_count: int = 2
+    #: Captions per image in a Fast batch: each image is embedded once for all of them.
+    captions_per_image: int = 5
     #: Show a progress bar on stderr.
     progress: bool = True
 
@@ -81,7 +86,7 @@ class TrainReport:
 
 
 @dataclass
-class _TrainingData:
+class TrainingData:
     """The training split in memory: uint8 pixels, every caption's token ids, and who captions whom."""
 
     pixels: torch.Tensor  # (N, 3, S, S) uint8
@@ -92,28 +97,49 @@ class _TrainingData:
     vocabulary: Vocabulary
 
     @classmethod
-    def load(
-        cls, dataset: RetrievalSet, vocabulary: Vocabulary | None, options: TrainOptions
-    ) -> _TrainingData:
-        train = dataset.split("train")
-        items = [item for item in train.items if item.captions]
-        texts = [text for item in items for text in item.captions]
-        vocabulary = vocabulary or Vocabulary.build(texts, options.min_word_count)
-        pixels = torch.stack(
-            [
-                image_pixels(load_frames(item)[0], options.image_size)
-                for item in tqdm(items, desc="loading images", disable=not options.progress, file=sys.stderr)
-            ]
-        )
-        image_of_caption = torch.tensor([i for i, item in enumerate(items) for _ in item.captions])
-        captions_of_image: list[list[int]] = [[] for _ in items]
+    def from_captions(
+        cls, pixels: torch.Tensor, captions: list[list[str]], vocabulary: Vocabulary
+    ) -> TrainingData:
+        """Images (N, 3, S, S) uint8 and each one's captions (any number, none included)."""
+        texts = [text for own in captions for text in own]
+        image_of_caption = torch.tensor([i for i, own in enumerate(captions) for _ in own], dtype=torch.long)
+        captions_of_image: list[list[int]] = [[] for _ in captions]
         for caption, image in enumerate(image_of_caption.tolist()):
             captions_of_image[image].append(caption)
         return cls(pixels, vocabulary.encode(texts), image_of_caption, captions_of_image, texts, vocabulary)
 
-    def pick_captions(self, images: list[int], rng: random.Random) -> list[int]:
-        """One caption at random for each image."""
-        return [rng.choice(self.captions_of_image[i]) for i in images]
+    @classmethod
+    def load(
+        cls, dataset: RetrievalSet, vocabulary: Vocabulary | None, options: TrainOptions, image_size: int
+    ) -> TrainingData:
+        train = dataset.split("train")
+        items = [item for item in train.items if item.captions]
+        texts = [text for item in items for text in item.captions]
+        vocabulary = vocabulary or Vocabulary.build(texts, options.min_word_count)
+        pixels = load_pixels(items, image_size, options.progress)
+        return cls.from_captions(pixels, [list(item.captions) for item in items], vocabulary)
+
+    def sample_captions(
+        self, images: list[int], per_image: int, rng: random.Random
+    ) -> tuple[list[int], torch.Tensor]:
+        """Up to `per_image` different captions of each image → (captions, the batch row of each one's image)."""
+        captions: list[int] = []
+        rows: list[int] = []
+        for row, image in enumerate(images):
+            own = self.captions_of_image[image]
+            picked = rng.sample(own, min(per_image, len(own)))
+            captions += picked
+            rows += [row] * len(picked)
+        return captions, torch.tensor(rows)
+
+    def resized(self, size: int) -> torch.Tensor:
+        """The pixels at another side (a teacher trained at another size reads them so)."""
+        return (
+            functional.interpolate(self.pixels.float(), size=(size, size), mode="bilinear", antialias=True)
+            .round()
+            .clamp(0, 255)
+            .to(torch.uint8)
+        )
 
     def batch_tokens(self, captions: list[int] | torch.Tensor) -> torch.Tensor:
         """Token ids of `captions`, cut to the longest among them."""
@@ -121,16 +147,49 @@ class _TrainingData:
         return rows[:, : int((rows != 0).sum(1).max())]
 
 
-def _trunk_config(options: TrainOptions) -> TrunkConfig:
-    return TrunkConfig(image_size=options.image_size)
+def load_pixels(items: Sequence[Item], size: int, progress: bool = True) -> torch.Tensor:
+    """Each item's first frame as (N, 3, size, size) uint8."""
+    return torch.stack(
+        [
+            image_pixels(load_frames(item)[0], size)
+            for item in tqdm(items, desc="loading images", disable=not progress, file=sys.stderr)
+        ]
+    )
+
+
+def native_image_size(dataset: RetrievalSet, sample: int = 200) -> int:
+    """The size a set trains at when none is given: its training images' median shorter side, rounded down to
+    a multiple of 16 within AUTO_IMAGE_SIZE (larger photos are scaled down to the upper bound)."""
+    items = dataset.split("train").items
+    step = max(1, len(items) // sample)
+    sides = []
+    for item in items[::step]:
+        if item.kind == "image":
+            with Image.open(item.path) as image:
+                sides.append(min(image.size))
+        else:
+            sides.append(min(load_frames(item)[0].size))
+    low, high = AUTO_IMAGE_SIZE
+    return int(min(high, max(low, int(np.median(sides)) // 16 * 16)))
+
+
+def image_size_for(dataset: RetrievalSet, options: TrainOptions, init: Path | None = None) -> int:
+    if init is not None:  # a model that starts from a checkpoint reads images at that checkpoint's size
+        return read_checkpoint(init, "fast").model.config.trunk.image_size
+    return options.image_size or native_image_size(dataset)
 
 
 def optimise(
-    model: torch.nn.Module, step: Callable[[], torch.Tensor], options: TrainOptions, description: str
+    model: torch.nn.Module,
+    step: Callable[[], torch.Tensor],
+    options: TrainOptions,
+    description: str,
+    on_progress: Callable[[float], None] | None = None,
 ) -> tuple[int, float, float, float]:
     """Run `step` (which returns the batch's loss) until the budget is spent → (steps, first loss, last loss, seconds).
 
     AdamW with a warm-up and a cosine schedule over the budget (time, or `options.steps`), gradients clipped at 1.
+    `on_progress` hears the share of the budget spent (0 to 1) before each step.
     """
     parameters = [p for p in model.parameters() if p.requires_grad]
     # No weight decay on gains, biases and the temperature (the 1-d parameters): shrinking them only hurts.
@@ -141,8 +200,6 @@ def optimise(
         lr=options.learning_rate,
     )
     budget = options.minutes * 60
-    # A short fixed run (a test, a smoke run) would otherwise spend all its steps warming up.
-    warmup = min(WARMUP_STEPS, max(1, options.steps // 10)) if options.steps else WARMUP_STEPS
     start = time.monotonic()
     losses: list[float] = []
     bar = tqdm(total=options.steps, desc=description, disable=not options.progress, file=sys.stderr)
@@ -153,9 +210,14 @@ def optimise(
         progress = steps / options.steps if options.steps else elapsed / budget
         if progress >= 1:
             break
-        factor = min(1.0, (steps + 1) / warmup) * 0.5 * (1 + math.cos(math.pi * progress))
+        # Warm-up ends after WARMUP_STEPS or WARMUP_SHARE of the budget, whichever comes first: a short
+        # budget (few steps a minute on a large image) must not spend a third of itself warming up.
+        warm = min(1.0, max((steps + 1) / WARMUP_STEPS, (progress + 1e-9) / WARMUP_SHARE))
+        factor = warm * 0.5 * (1 + math.cos(math.pi * progress))
         for group in optimiser.param_groups:
             group["lr"] = options.learning_rate * factor
+        if on_progress is not None:
+            on_progress(progress)
         loss = step()
         optimiser.zero_grad(set_to_none=True)
         loss.backward()
@@ -174,12 +236,12 @@ def optimise(
     return steps, float(np.mean(losses[:window])), float(np.mean(losses[-window:])), time.monotonic() - start
 
 
-def _seed(options: TrainOptions) -> random.Random:
+def seeded(options: TrainOptions) -> random.Random:
     torch.manual_seed(options.seed)
     return random.Random(options.seed)
 
 
-def _epochs(count: int, batch: int, rng: random.Random):
+def epochs(count: int, batch: int, rng: random.Random):
     """Endless batches of indices 0..count-1, reshuffled every epoch; the last short batch is dropped."""
     while True:
         order = list(range(count))
@@ -188,15 +250,17 @@ def _epochs(count: int, batch: int, rng: random.Random):
             yield order[start : start + batch]
 
 
-def _images(data: _TrainingData, indices: list[int] | torch.Tensor, device: str) -> torch.Tensor:
+def _images(data: TrainingData, indices: list[int] | torch.Tensor, device: str) -> torch.Tensor:
     return normalise(data.pixels[indices]).to(device)
 
 
-def _provenance(
-    dataset: RetrievalSet, options: TrainOptions, steps: int, seconds: float, first: float, last: float
-):
+def provenance(
+    source: str, options: TrainOptions, steps: int, seconds: float, first: float, last: float
+) -> dict[str, object]:
+    """What a checkpoint records of the run that wrote it; `source` names what it trained on."""
     return {
-        "dataset": dataset.name,
+        "dataset": source,
+        "recipe": RECIPE,
         "seed": options.seed,
         "steps": steps,
         "minutes": round(seconds / 60, 2),
@@ -205,14 +269,24 @@ def _provenance(
     }
 
 
-def train_slow(dataset: RetrievalSet, out: Path, options: TrainOptions) -> TrainReport:
-    """Train the Slow captioner with the captioning loss; a batch holds images with all their captions."""
-    rng = _seed(options)
-    data = _TrainingData.load(dataset, None, options)
-    config = SlowConfig(_trunk_config(options), len(data.vocabulary), data.vocabulary.max_length)
+def train_slow(dataset: RetrievalSet, out: Path, options: TrainOptions, directions: int = 1) -> TrainReport:
+    """Train the Slow captioner with the captioning loss; a batch holds images with all their captions.
+
+    `directions` 2 adds the right-to-left decoder of the paper's bi-directional model.
+    """
+    rng = seeded(options)
+    size = image_size_for(dataset, options)
+    data = TrainingData.load(dataset, None, options, size)
+    config = SlowConfig(
+        TrunkConfig.for_image_size(size),
+        len(data.vocabulary),
+        data.vocabulary.max_length,
+        dropout=0.0,
+        directions=directions,
+    )
     model = CaptionScorer(config).to(options.device)
     # Every caption of an image in one batch: the CNN runs once for five captions' worth of signal.
-    batches = _epochs(len(data.pixels), max(1, options.batch_size // 2), rng)
+    batches = epochs(len(data.pixels), max(1, options.batch_size // 2), rng)
 
     def step() -> torch.Tensor:
         images = next(batches)
@@ -224,22 +298,22 @@ def train_slow(dataset: RetrievalSet, out: Path, options: TrainOptions) -> Train
         )
 
     steps, first, last, seconds = optimise(model, step, options, "training slow")
-    save_checkpoint(
-        out, "slow", model, data.vocabulary, _provenance(dataset, options, steps, seconds, first, last)
-    )
+    training = provenance(dataset.name, options, steps, seconds, first, last)
+    save_checkpoint(out, "slow", model, data.vocabulary, training)
     return TrainReport(out, "slow", steps, seconds, first, last, len(data.pixels), len(data.texts))
 
 
-def _fast_model(data: _TrainingData, options: TrainOptions, init: Path | None) -> DualEncoder:
+def fast_model(data: TrainingData, options: TrainOptions, init: Path | None, size: int) -> DualEncoder:
     if init is None:
-        config = FastConfig(_trunk_config(options), len(data.vocabulary), data.vocabulary.max_length)
+        trunk = TrunkConfig.for_image_size(size)
+        config = FastConfig(trunk, len(data.vocabulary), data.vocabulary.max_length)
         return DualEncoder(config).to(options.device)
     model = read_checkpoint(init, "fast", options.device).model
     assert isinstance(model, DualEncoder)
     return model.requires_grad_(True)
 
 
-def _init_vocabulary(init: Path | None) -> Vocabulary | None:
+def init_vocabulary(init: Path | None) -> Vocabulary | None:
     # A model that starts from a checkpoint must keep reading words with that checkpoint's ids.
     return None if init is None else read_checkpoint(init, "fast").vocabulary
 
@@ -247,141 +321,26 @@ def _init_vocabulary(init: Path | None) -> Vocabulary | None:
 def train_fast(
     dataset: RetrievalSet, out: Path, options: TrainOptions, init: Path | None = None
 ) -> TrainReport:
-    """Train the Fast dual encoder with symmetric InfoNCE over random batches; `init` starts from a checkpoint."""
-    rng = _seed(options)
-    data = _TrainingData.load(dataset, _init_vocabulary(init), options)
-    model = _fast_model(data, options, init)
-    batches = _epochs(len(data.pixels), options.batch_size, rng)
+    """Train the Fast dual encoder with symmetric InfoNCE over random batches; `init` starts from a checkpoint.
+
+    A batch holds `batch_size` images with up to `captions_per_image` captions each.
+    """
+    rng = seeded(options)
+    size = image_size_for(dataset, options, init)
+    data = TrainingData.load(dataset, init_vocabulary(init), options, size)
+    model = fast_model(data, options, init, size)
+    batches = epochs(len(data.pixels), options.batch_size, rng)
 
     def step() -> torch.Tensor:
         images = next(batches)
-        tokens = data.batch_tokens(data.pick_captions(images, rng)).to(options.device)
-        image_vectors = model.encode_images(_images(data, images, options.device))
-        return info_nce(image_vectors, model.encode_texts(tokens), model.scale())
-
-    steps, first, last, seconds = optimise(model, step, options, "training fast")
-    save_checkpoint(
-        out, "fast", model, data.vocabulary, _provenance(dataset, options, steps, seconds, first, last)
-    )
-    return TrainReport(out, "fast", steps, seconds, first, last, len(data.pixels), len(data.texts))
-
-
-def mine_groups(
-    data: _TrainingData, miner: Path | None, options: TrainOptions, rng: random.Random
-) -> torch.Tensor:
-    """Partition the training images into groups of GROUP that the miner confuses → (N // GROUP, GROUP).
-
-    Greedy: visit images in random order; an unassigned image takes the GROUP-1 unassigned images its
-    captions' mean embedding ranks highest. With no miner the groups are random.
-    """
-    count = len(data.pixels) - len(data.pixels) % GROUP
-    order = list(range(len(data.pixels)))
-    rng.shuffle(order)
-    if miner is None:
-        return torch.tensor(order[:count]).view(-1, GROUP)
-    fast = load_checkpoint_fast(miner, options.device)
-    image_vectors = np.concatenate(
-        [
-            fast.embed_prepared(normalise(data.pixels[start : start + 256]))
-            for start in range(0, len(data.pixels), 256)
-        ]
-    )
-    text_vectors = np.concatenate(
-        [fast.embed_texts(data.texts[start : start + 512]) for start in range(0, len(data.texts), 512)]
-    )
-    queries = np.stack([text_vectors[c].mean(0) for c in data.captions_of_image])
-    free = np.ones(len(data.pixels), dtype=bool)
-    groups: list[list[int]] = []
-    for image in order:
-        if not free[image] or free.sum() < GROUP:
-            continue
-        free[image] = False
-        similarity = np.where(free, image_vectors @ queries[image], -np.inf)
-        partners = np.argpartition(-similarity, GROUP - 2)[: GROUP - 1].tolist()
-        free[partners] = False
-        groups.append([image, *partners])
-    return torch.tensor(groups)
-
-
-def teacher_scores(
-    teacher: Path, data: _TrainingData, groups: torch.Tensor, options: TrainOptions
-) -> torch.Tensor:
-    """The teacher's log p(caption | image) for every caption against every image of its image's group.
-
-    → (C, GROUP) float32, in the group's order; captions of the images left out of every group score NaN.
-    """
-    checkpoint = read_checkpoint(teacher, "slow", options.device)
-    model = checkpoint.model
-    assert isinstance(model, CaptionScorer)
-    teacher_tokens = checkpoint.vocabulary.encode(data.texts)
-    group_of_image = torch.full((len(data.pixels),), -1, dtype=torch.long)
-    group_of_image[groups.flatten()] = torch.arange(len(groups)).repeat_interleave(GROUP)
-    scores = torch.full((len(data.texts), GROUP), float("nan"))
-    chunk = 16
-    with torch.inference_mode():
-        for start in tqdm(
-            range(0, len(groups), chunk),
-            desc="teacher scoring",
-            disable=not options.progress,
-            file=sys.stderr,
-        ):
-            block = groups[start : start + chunk]
-            visual = model.encode_images(_images(data, block.flatten(), options.device))
-            visual = visual.view(len(block), GROUP, *visual.shape[1:])
-            captions = [c for g in block.tolist() for i in g for c in data.captions_of_image[i]]
-            caption_group = group_of_image[data.image_of_caption[captions]] - start
-            rows = teacher_tokens[captions]
-            rows = rows[:, : int((rows != 0).sum(1).max())].to(options.device)
-            pairs = visual[caption_group].flatten(0, 1)
-            tokens = rows.repeat_interleave(GROUP, dim=0)
-            scores[captions] = model.log_likelihood(pairs, tokens).view(-1, GROUP).float().cpu()
-    return scores
-
-
-def train_distill(
-    dataset: RetrievalSet,
-    out: Path,
-    teacher: Path,
-    options: TrainOptions,
-    miner: Path | None = None,
-    init: Path | None = None,
-    temperature: float = 1.0,
-    weight: float = 1.0,
-) -> TrainReport:
-    """Train a Fast student with InfoNCE plus KL to the Slow teacher over Fast-mined hard groups."""
-    if options.batch_size % GROUP:
-        raise UsageError(
-            f"Distillation batches are whole groups of {GROUP}: use a batch size divisible by {GROUP}."
-        )
-    rng = _seed(options)
-    preparation = time.monotonic()
-    data = _TrainingData.load(dataset, _init_vocabulary(init), options)
-    groups = mine_groups(data, miner, options, rng)
-    scores = teacher_scores(teacher, data, groups, options)
-    preparation = time.monotonic() - preparation
-    model = _fast_model(data, options, init)
-    batches = _epochs(len(groups), options.batch_size // GROUP, rng)
-
-    def step() -> torch.Tensor:
-        images = groups[next(batches)].flatten()  # (B,): GROUP consecutive images per group
-        captions = data.pick_captions(images.tolist(), rng)
+        captions, image_of_text = data.sample_captions(images, options.captions_per_image, rng)
         tokens = data.batch_tokens(captions).to(options.device)
         image_vectors = model.encode_images(_images(data, images, options.device))
         text_vectors = model.encode_texts(tokens)
-        scale = model.scale()
-        contrastive = info_nce(image_vectors, text_vectors, scale)
-        # Row r's candidates are the GROUP images of its own group, which sit together in the batch.
-        logits = scale * text_vectors @ image_vectors.T
-        own_group = torch.arange(len(images), device=logits.device) // GROUP * GROUP
-        columns = own_group.unsqueeze(1) + torch.arange(GROUP, device=logits.device)
-        student = functional.log_softmax(logits.gather(1, columns), dim=1)
-        target = functional.softmax(scores[captions].to(options.device) / temperature, dim=1)
-        return contrastive + weight * functional.kl_div(student, target, reduction="batchmean")
+        return info_nce(image_vectors, text_vectors, model.scale(), image_of_text.to(options.device))
 
-    steps, first, last, seconds = optimise(model, step, options, "distilling fast")
-    training = _provenance(dataset, options, steps, seconds, first, last)
-    training |= {"teacher": teacher.name, "temperature": temperature, "weight": weight}
-    save_checkpoint(out, "fast", model, data.vocabulary, training)
-    return TrainReport(
-        out, "fast", steps, seconds, first, last, len(data.pixels), len(data.texts), preparation
+    steps, first, last, seconds = optimise(model, step, options, "training fast")
+    save_checkpoint(
+        out, "fast", model, data.vocabulary, provenance(dataset.name, options, steps, seconds, first, last)
     )
+    return TrainReport(out, "fast", steps, seconds, first, last, len(data.pixels), len(data.texts))

@@ -14,8 +14,9 @@ from engine.models.base import FastEncoder, SlowScorer
 from engine.models.checkpoints import load_checkpoint_fast, load_checkpoint_slow, read_checkpoint
 from engine.models.visual_trunk import image_tensor
 from engine.training.datasets import load_dataset, load_frames
+from engine.training.distill import train_distill
 from engine.training.synth import write_synthetic_set
-from engine.training.train import TrainOptions, train_distill, train_fast, train_slow
+from engine.training.train import TrainOptions, train_fast, train_slow
 
 # Small images keep each run to a few seconds; the models are the shipped architecture all the same.
 OPTIONS = TrainOptions(steps=20, batch_size=16, learning_rate=2e-3, image_size=32, progress=False)

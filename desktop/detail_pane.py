@@ -6,6 +6,7 @@ and plays from that moment in place (QtMultimedia) when the person presses Play 
 
 from __future__ import annotations
 
+import html
 import logging
 from pathlib import Path
 
@@ -40,6 +41,21 @@ def multimedia_classes():
         log.info("no video playback in the preview: %s", error)
         return None
     return QMediaPlayer, QAudioOutput, QVideoWidget
+
+
+#: How the query's words are marked in a result's text: a highlighter pen's yellow, legible in light and dark.
+MARK_STYLE = "background-color: #ffe27a; color: #1a1a1a"
+
+
+def highlighted(text: str, spans: list[tuple[int, int]]) -> str:
+    """`text` as rich text, its `spans` (the query's words) marked, its lines kept."""
+    parts, position = [], 0
+    for start, end in sorted(spans):
+        parts.append(html.escape(text[position:start]))
+        parts.append(f"<b style='{MARK_STYLE}'>{html.escape(text[start:end])}</b>")
+        position = end
+    parts.append(html.escape(text[position:]))
+    return "".join(parts).replace("\n", "<br>")
 
 
 class SegmentBar(QWidget):
@@ -150,12 +166,23 @@ class DetailPane(QWidget):
         self.form = form = QFormLayout()
         form.setLabelAlignment(Qt.AlignmentFlag.AlignRight)
         self.fields: dict[str, QLabel] = {}
-        for name in ("Folder", "Taken", "Size", "Dimensions", "Duration", "Fast score", "Slow score"):
+        for name in (
+            "Folder",
+            "Taken",
+            "Place",
+            "Text",
+            "Size",
+            "Dimensions",
+            "Duration",
+            "Fast score",
+            "Slow score",
+        ):
             label = QLabel()
             label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
             label.setWordWrap(True)
             self.fields[name] = label
             form.addRow(name, label)
+        self.fields["Text"].setTextFormat(Qt.TextFormat.RichText)
 
         self.play_button = QPushButton("Play from here")
         self.play_button.setToolTip("Play the video from the matching moment (Space)")
@@ -205,6 +232,10 @@ class DetailPane(QWidget):
         for widget in (self.moment, self.segments, self.play_button):
             widget.setVisible(is_video)
         self.form.setRowVisible(self.fields["Duration"], is_video)  # a photo has none
+        self.form.setRowVisible(self.fields["Place"], has and bool(item.place))
+        self.form.setRowVisible(
+            self.fields["Text"], has and bool(item.text or (item.details and item.details.text))
+        )
         if item is None:
             self.picture.set_source(QPixmap())
             return
@@ -214,6 +245,12 @@ class DetailPane(QWidget):
         self.fields["Taken"].setText(when(details.taken_at) if details else "unknown")
         if details is not None and details.taken_at is None:
             self.fields["Taken"].setText(f"unknown (file changed {when(details.modified)})")
+        self.fields["Place"].setText(result.place or "")
+        # The lines that matched, the query's words marked; else what was read in it, if anything.
+        if result.text:
+            self.fields["Text"].setText(highlighted(result.text, result.text_spans))
+        else:
+            self.fields["Text"].setText(highlighted(details.text or "" if details else "", []))
         self.fields["Size"].setText(file_size(details.size) if details else "unknown")
         dimensions = f"{details.width} × {details.height}" if details and details.width else "unknown"
         self.fields["Dimensions"].setText(dimensions)

@@ -44,7 +44,7 @@ class IndexingController(QObject):
     """Runs the index service for one library and relays what it says."""
 
     progress = Signal(object)  # engine.jobs.Progress
-    #: "off", "starting", "indexing", "paused", "watching", "idle", "cancelled" or "stopped"
+    #: "off", "starting", "indexing", "reading", "paused", "watching", "idle", "cancelled" or "stopped"
     state_changed = Signal(str)
     report = Signal(object)  # IndexReport of a finished run
     folders_changed = Signal(list, list)  # watched, excluded (str paths)
@@ -67,13 +67,15 @@ class IndexingController(QObject):
     def running(self) -> bool:
         return self.service is not None and self.service.running
 
-    def start(self, *, model: str | None, device: str, frame_interval_s: float | None = None) -> None:
+    def start(
+        self, *, model: str | None, device: str, frame_interval_s: float | None = None, read_text: bool = True
+    ) -> None:
         """Start (or restart with new settings) the service: it rescans every watched folder first."""
         self.stop()
         self._stopping = False
         self._said_why = False
         self.service = IndexService(
-            self.library, model=model, device=device, frame_interval_s=frame_interval_s
+            self.library, model=model, device=device, frame_interval_s=frame_interval_s, read_text=read_text
         )
         self.service.start()
         self._set_state("starting")
@@ -228,7 +230,10 @@ class IndexingStatus(QWidget):
             return
         self.bar.setRange(0, event.total)
         self.bar.setValue(event.done)
-        text = f"Indexing {folder}: {event.done:,} of {event.total:,} files"
+        if event.stage == "reading":
+            text = f"Reading the words in photos and videos: {event.done:,} of {event.total:,} files"
+        else:
+            text = f"Indexing {folder}: {event.done:,} of {event.total:,} files"
         if event.rate:
             text += f" · {event.rate:.1f}/s"
         if event.eta_s is not None and event.done < event.total:
@@ -238,7 +243,7 @@ class IndexingStatus(QWidget):
         self.label.setText(text)
 
     def show_state(self, state: str) -> None:
-        busy = state in ("indexing", "paused")
+        busy = state in ("indexing", "reading", "paused")
         self.bar.setVisible(busy)
         self.pause_button.setVisible(busy)
         self.cancel_button.setVisible(busy)
@@ -247,6 +252,9 @@ class IndexingStatus(QWidget):
             self.label.setText(self.label.text().split(" · ")[0] + " · paused")
         elif state == "starting":
             self.label.setText("Starting the indexer…")
+        elif state == "reading":
+            self.bar.setRange(0, 0)  # busy until the first file is read
+            self.label.setText("Reading the words in photos and videos…")
         elif state == "watching":
             self.label.setText("Watching your folders")
         elif state == "cancelled":

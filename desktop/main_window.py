@@ -40,6 +40,7 @@ from desktop.detail_pane import DetailPane
 from desktop.folders_dialog import FoldersDialog, native_folder_picker
 from desktop.format import count
 from desktop.indexing import IndexingController, IndexingStatus, describe_report
+from desktop.query_chips import QueryChips
 from desktop.results_model import ResultDelegate, ResultsModel
 from desktop.settings import AppSettings
 from desktop.settings_dialog import SettingsDialog
@@ -47,7 +48,7 @@ from desktop.welcome import WelcomeDialog
 from desktop.workers import LibraryThread, SearchResponse, ThumbnailLoader
 from engine import Library
 from engine.paths import log_file, to_bytes
-from engine.results import FailedFile, IndexReport, LibraryStatus, SearchResult, SearchResults
+from engine.results import FailedFile, IndexReport, LibraryStatus, QueryPart, SearchResult, SearchResults
 from engine.search import SearchRequest
 
 log = logging.getLogger(__name__)
@@ -225,6 +226,9 @@ class MainWindow(QMainWindow):
         layout = QVBoxLayout(bar)
         layout.setContentsMargins(12, 10, 12, 6)
         layout.addWidget(self.search_field)
+        self.chips = QueryChips()
+        self.chips.remove_requested.connect(self._remove_part)
+        layout.addWidget(self.chips)
         filters = QHBoxLayout()
         for widget in (
             self.kind_filter,
@@ -347,6 +351,7 @@ class MainWindow(QMainWindow):
             model=self.settings.model,
             device=self.settings.device,
             frame_interval_s=self.settings.frame_interval_s,
+            read_text=self.settings.read_text,
         )
 
     def _indexing_progress(self, _event) -> None:
@@ -457,6 +462,7 @@ class MainWindow(QMainWindow):
             self.searched.emit(response)
             return
         previous = self._current()
+        self.chips.show_parts(response.results.parts)
         self.model.set_items(response.results)
         self.center.setCurrentWidget(self.grid if response.results.all else self.empty)
         self._response = response
@@ -500,8 +506,20 @@ class MainWindow(QMainWindow):
         self._update_more_button()
         self._show_summary()
 
+    def _remove_part(self, part: QueryPart) -> None:
+        """A chip's click: search again without the words it stands for."""
+        if self._response is None:
+            return
+        text = self._response.results.query_without(part)
+        self.search_field.setText(text)
+        if text:
+            self.search()
+        else:
+            self.clear_search()
+
     def clear_search(self) -> None:
         self.debounce.stop()
+        self.chips.show_parts([])
         self.search_field.clear()
         self.search_field.setPlaceholderText(PLACEHOLDER)
         self.last_request = None

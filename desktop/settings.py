@@ -74,6 +74,15 @@ class AppSettings:
         self._set("search/rerank_k", int(value or 0))
 
     @property
+    def read_text(self) -> bool:
+        """Whether indexing reads the words written in photos and videos (OCR), in the background."""
+        return self._get("indexing/read_text", True, bool)
+
+    @read_text.setter
+    def read_text(self, value: bool) -> None:
+        self._set("indexing/read_text", bool(value))
+
+    @property
     def frame_interval_s(self) -> float:
         return self._get("indexing/frame_interval_s", 2.0, float)
 

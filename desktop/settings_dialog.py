@@ -1,4 +1,4 @@
-"""The Settings dialog: model, device, re-ranking, video frame interval, thumbnail cache size."""
+"""The Settings dialog: model, device, re-ranking, reading text, video frame interval, thumbnail cache size."""
 
 from __future__ import annotations
 
@@ -54,6 +54,9 @@ class SettingsDialog(QDialog):
         self.rerank_k.setSuffix(" results")
         self.rerank.toggled.connect(self.rerank_k.setEnabled)
         self.rerank_k.setEnabled(settings.rerank)
+        self.read_text = QCheckBox("Read the words written in photos and videos (signs, receipts, screens)")
+        self.read_text.setToolTip("Searches then find what is written in them: “the receipt from Cafe Luna”.")
+        self.read_text.setChecked(settings.read_text)
         self.interval = QDoubleSpinBox()
         self.interval.setRange(0.1, 600)
         self.interval.setDecimals(1)
@@ -71,6 +74,7 @@ class SettingsDialog(QDialog):
         form.addRow("", self.detected)
         form.addRow("", self.rerank)
         form.addRow("Re-rank the top", self.rerank_k)
+        form.addRow("", self.read_text)
         form.addRow("Video: one frame every", self.interval)
         form.addRow("Thumbnail cache", self.cache)
         note = QLabel("Changing the model re-indexes every file with it; the old index is kept until then.")
@@ -88,9 +92,14 @@ class SettingsDialog(QDialog):
     def accept(self) -> None:
         settings = self.settings
         model, device, interval = self.model.currentData(), self.device.currentData(), self.interval.value()
+        read_text = self.read_text.isChecked()
         self.changed_indexing = (
-            model != settings.model or device != settings.device or interval != settings.frame_interval_s
+            model != settings.model
+            or device != settings.device
+            or interval != settings.frame_interval_s
+            or read_text != settings.read_text
         )
+        settings.read_text = read_text
         if model:
             settings.model = model
         settings.device = device

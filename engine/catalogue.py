@@ -856,6 +856,13 @@ class Catalogue:
                     p.id: p
                     for p in s.scalars(select(PlaceRow).where(PlaceRow.id.in_({m.place_id for m in rows})))
                 }
+                read: dict[int, list[str]] = {}
+                for media_id, text in s.execute(
+                    select(Reading.media_id, Reading.text)
+                    .where(Reading.media_id.in_([m.id for m in rows]))
+                    .order_by(Reading.media_id, Reading.timestamp_ms)
+                ):
+                    read.setdefault(media_id, []).append(text)
                 for m in rows:
                     place = places.get(m.place_id) if m.place_id is not None else None
                     out[m.id] = MediaDetails(
@@ -871,6 +878,7 @@ class Catalogue:
                         status=str(m.status),
                         error=m.error,
                         place=_place(place).label if place is not None else None,
+                        text="\n".join(read[m.id]) if m.id in read else None,
                         latitude=m.latitude,
                         longitude=m.longitude,
                     )

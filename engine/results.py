@@ -29,14 +29,14 @@ class SearchResult:
     text: str | None = None
     #: What it matched: "visual", "text", "place", "date".
     matched: list[str] = field(default_factory=list)
-    #: The query's words found written in it (for highlighting); not part of the JSON output.
-    found_words: list[str] = field(default_factory=list)
+    #: Where in `text` the query's words are (start, end), for highlighting; not part of the JSON output.
+    text_spans: list[tuple[int, int]] = field(default_factory=list)
     #: What a view shows about the file (size, dimensions, dates); not part of the JSON output.
     details: MediaDetails | None = None
 
     def to_json(self) -> dict:
         data = asdict(self)
-        del data["details"], data["found_words"]
+        del data["details"], data["text_spans"]
         data["path"] = str(self.path)
         data["segments"] = [list(s) for s in self.segments]
         return data
@@ -44,7 +44,7 @@ class SearchResult:
     def to_wire(self) -> dict:
         """Every field, the details included, as JSON values: what the resident engine sends (`from_wire`)."""
         data = self.to_json()
-        data["found_words"] = list(self.found_words)
+        data["text_spans"] = [list(span) for span in self.text_spans]
         data["details"] = self.details.to_wire() if self.details is not None else None
         return data
 
@@ -57,6 +57,7 @@ class SearchResult:
                 **data,
                 "path": Path(data["path"]),
                 "segments": [(start, end) for start, end in data["segments"]],
+                "text_spans": [(start, end) for start, end in data.get("text_spans", [])],
                 "details": MediaDetails.from_wire(details) if details is not None else None,
             }
         )
@@ -84,6 +85,12 @@ class SearchResults:
     #: The query as understood (empty for a search by a picture): `QueryPart.spans` refer to `query`.
     query: str = ""
     parts: list[QueryPart] = field(default_factory=list)
+
+    def query_without(self, part: QueryPart) -> str:
+        """The query with one of its parts taken out: what to search for when a person removes that chip."""
+        from engine.search.dates import without_spans
+
+        return without_spans(self.query, list(part.spans))
 
     def explain(self) -> str:
         """What the query was understood to mean, on one line: "looking for: a cat · place: Tokyo, Japan"."""
@@ -228,6 +235,8 @@ class MediaDetails:
     place: str | None = None
     latitude: float | None = None
     longitude: float | None = None
+    #: All the text read in it (a video's moments one after the other); None: none, or not read yet.
+    text: str | None = None
 
     def to_wire(self) -> dict:
         """Every field as JSON values, dates in ISO 8601 (`from_wire` gives back an equal object)."""

@@ -33,7 +33,7 @@ from engine.search.cutoff import relevant_count
 from engine.search.fusion import total
 from engine.search.query import Filters, Query, SearchRequest, SortOrder, parse
 from engine.search.rerank import Reranker
-from engine.search.text import TextMatch, TextRetriever
+from engine.search.text import TextMatch, TextRetriever, spans_of
 from engine.search.vector import VectorRetriever
 from engine.vector_index import VectorIndex
 
@@ -240,6 +240,7 @@ class QueryPipeline:
         moment = candidate.moment
         is_video = candidate.kind == "video"
         match = candidate.text
+        text = "\n".join(match.lines) if match is not None else None
         matched = [kind for kind, said in (("visual", query.visual), ("place", query.places)) if said]
         matched[1:1] = ["text"] if match is not None else []
         matched += ["date"] if query.dates else []
@@ -256,9 +257,9 @@ class QueryPipeline:
             segments=self._segments(candidate.frames, moment) if is_video else [],
             place=details.place if details is not None else None,
             taken=details.taken_at.isoformat() if details is not None and details.taken_at else None,
-            text="\n".join(match.lines) if match is not None else None,
+            text=text,
             matched=matched,
-            found_words=list(match.found) if match is not None else [],
+            text_spans=spans_of(text, match.found) if text is not None and match is not None else [],
             details=details,
         )
 

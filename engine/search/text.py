@@ -15,6 +15,7 @@ found in its best reading; that reading's moment is the file's moment, and its l
 
 from __future__ import annotations
 
+import re
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
@@ -29,6 +30,7 @@ from engine.search.words import (
     words,
 )
 
+_TOKEN = re.compile(r"[^\W_]+")
 #: Readings fetched per word looked for: a word written in more pictures than this is no help in finding one.
 HITS_PER_WORD = 5000
 
@@ -112,17 +114,23 @@ class TextRetriever:
         )
 
 
+def spans_of(text: str, found: Sequence[str]) -> list[tuple[int, int]]:
+    """Where in `text` the found words are written (as the retriever matched them), for highlighting."""
+    wanted = {w for phrase in found for w in words(phrase)}
+    spans = []
+    for match in _TOKEN.finditer(text):
+        token = fold(match.group())
+        if any(
+            token == w
+            or (len(w) >= FUZZY_MIN_LENGTH and within_one_edit(w, token))
+            or (is_code(w) and w in token)
+            for w in wanted
+        ):
+            spans.append(match.span())
+    return spans
+
+
 def _lines_holding(text: str, found: Sequence[str]) -> tuple[str, ...]:
-    """The lines of `text` that hold a found word (or, failing an exact one, one misread letter away)."""
-    wanted = [words(w) for w in found]
-    kept = []
-    for line in text.splitlines():
-        folded_line = fold(line)
-        line_words = words(line)
-        for pieces in wanted:
-            if " ".join(pieces) in folded_line or any(
-                within_one_edit(pieces[0], w) for w in line_words if len(pieces) == 1
-            ):
-                kept.append(line)
-                break
-    return tuple(kept) or tuple(text.splitlines()[:1])
+    """The lines of `text` that hold a found word (the first line when none does: a match of a code's part)."""
+    lines = text.splitlines()
+    return tuple(line for line in lines if spans_of(line, found)) or tuple(lines[:1])

@@ -4,7 +4,8 @@
   joined by newlines), case- and accent-folded (`folded`), and line by line with boxes and confidence (`lines`,
   JSON). Keyed by media and moment, not by frame, so a change of model (which replaces every frame row) keeps
   what was read.
-- `readings_words` (FTS5, unicode61 with diacritics removed: "cafe" finds "CAFÉ") indexes `text` by words;
+- `readings_words` (FTS5, unicode61 with diacritics removed) indexes `folded` by words ("cafe" finds "CAFÉ",
+  "strasse" finds "Straße": the folding is Glimpse's own, engine/search/words.py, the same for the queries);
   `readings_codes` (FTS5 trigram) indexes `folded` by three-letter pieces, so part of a code or a plate finds
   it ("RE16" in "RE16TGK"). Both are external-content tables kept in step by triggers.
 - `reading_terms`: each word of five letters or more that was read, under every spelling with one letter
@@ -76,7 +77,7 @@ def upgrade() -> None:
         sqlite_with_rowid=False,
     )
     op.execute(
-        "CREATE VIRTUAL TABLE readings_words USING fts5(text, content='readings', content_rowid='id', "
+        "CREATE VIRTUAL TABLE readings_words USING fts5(folded, content='readings', content_rowid='id', "
         "tokenize='unicode61 remove_diacritics 2')"
     )
     op.execute(
@@ -87,12 +88,12 @@ def upgrade() -> None:
     # deleted media row fires these too), so no code path can forget one.
     op.execute(
         "CREATE TRIGGER readings_added AFTER INSERT ON readings BEGIN "
-        "INSERT INTO readings_words (rowid, text) VALUES (new.id, new.text); "
+        "INSERT INTO readings_words (rowid, folded) VALUES (new.id, new.folded); "
         "INSERT INTO readings_codes (rowid, folded) VALUES (new.id, new.folded); END"
     )
     op.execute(
         "CREATE TRIGGER readings_removed AFTER DELETE ON readings BEGIN "
-        "INSERT INTO readings_words (readings_words, rowid, text) VALUES ('delete', old.id, old.text); "
+        "INSERT INTO readings_words (readings_words, rowid, folded) VALUES ('delete', old.id, old.folded); "
         "INSERT INTO readings_codes (readings_codes, rowid, folded) VALUES ('delete', old.id, old.folded); END"
     )
 

@@ -127,6 +127,7 @@ def _report_json(report: Any) -> dict[str, Any]:
         "images": report.images,
         "captions": report.captions,
         "preparation_seconds": round(report.preparation_seconds, 1),
+        "cpu_seconds": round(report.cpu_seconds, 1),
     }
 
 

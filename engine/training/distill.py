@@ -270,13 +270,10 @@ def train_prepared(
     def on_progress(value: float) -> None:
         progress["value"] = value
 
-    steps, first, last, seconds = optimise(model, step, options, "distilling fast", on_progress)
-    training = provenance(source, options, steps, seconds, first, last)
-    training |= {"teacher": teacher_name, "distill": asdict(distill)}
+    run = optimise(model, step, options, "distilling fast", on_progress)
+    training = provenance(source, options, run) | {"teacher": teacher_name, "distill": asdict(distill)}
     save_checkpoint(out, "fast", model, data.vocabulary, training)
-    return TrainReport(
-        out, "fast", steps, seconds, first, last, len(data.pixels), len(data.texts), prepared.seconds
-    )
+    return TrainReport.of(out, "fast", run, len(data.pixels), len(data.texts), prepared.seconds)
 
 
 def train_distill(

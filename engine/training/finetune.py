@@ -91,12 +91,12 @@ def finetune_open_clip(
         text_vectors = torch.nn.functional.normalize(model.encode_text(tokens), dim=-1)
         return info_nce(image_vectors, text_vectors, model.logit_scale.exp().clamp(max=100.0))
 
-    steps, first, last, seconds = optimise(model, step, options, f"fine-tuning {model_spec.preset.name}")
+    run = optimise(model, step, options, f"fine-tuning {model_spec.preset.name}")
     out.parent.mkdir(parents=True, exist_ok=True)
     temporary = out.with_name(out.name + ".tmp")
     torch.save(model.state_dict(), temporary)
     temporary.replace(out)
-    return TrainReport(out, model_spec.preset.kind, steps, seconds, first, last, len(items), len(items))
+    return TrainReport.of(out, model_spec.preset.kind, run, len(items), len(items))
 
 
 def _forever(loader: DataLoader) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:

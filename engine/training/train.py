@@ -83,6 +83,37 @@ class TrainReport:
     captions: int
     #: Seconds spent before the first step on work that is not optimisation (teacher scoring, mining).
     preparation_seconds: float = 0.0
+    #: CPU time of the steps, all threads together: what the run cost on a shared machine.
+    cpu_seconds: float = 0.0
+
+    @classmethod
+    def of(
+        cls, out: Path, role: str, run: Optimised, images: int, captions: int, preparation: float = 0.0
+    ) -> TrainReport:
+        return cls(
+            out,
+            role,
+            run.steps,
+            run.seconds,
+            run.first_loss,
+            run.last_loss,
+            images,
+            captions,
+            preparation,
+            run.cpu_seconds,
+        )
+
+
+@dataclass(frozen=True)
+class Optimised:
+    """What `optimise` did."""
+
+    steps: int
+    #: Mean loss over the first and the last few steps.
+    first_loss: float
+    last_loss: float
+    seconds: float
+    cpu_seconds: float
 
 
 @dataclass
@@ -185,8 +216,8 @@ def optimise(
     options: TrainOptions,
     description: str,
     on_progress: Callable[[float], None] | None = None,
-) -> tuple[int, float, float, float]:
-    """Run `step` (which returns the batch's loss) until the budget is spent → (steps, first loss, last loss, seconds).
+) -> Optimised:
+    """Run `step` (which returns the batch's loss) until the budget is spent.
 
     AdamW with a warm-up and a cosine schedule over the budget (time, or `options.steps`), gradients clipped at 1.
     `on_progress` hears the share of the budget spent (0 to 1) before each step.
@@ -200,7 +231,7 @@ def optimise(
         lr=options.learning_rate,
     )
     budget = options.minutes * 60
-    start = time.monotonic()
+    start, cpu_start = time.monotonic(), time.process_time()
     losses: list[float] = []
     bar = tqdm(total=options.steps, desc=description, disable=not options.progress, file=sys.stderr)
     model.train()
@@ -233,7 +264,8 @@ def optimise(
     if not losses:
         raise UsageError("The training budget ran out before the first step: give more --minutes or --steps.")
     window = max(1, min(20, len(losses) // 4))
-    return steps, float(np.mean(losses[:window])), float(np.mean(losses[-window:])), time.monotonic() - start
+    first, last = float(np.mean(losses[:window])), float(np.mean(losses[-window:]))
+    return Optimised(steps, first, last, time.monotonic() - start, time.process_time() - cpu_start)
 
 
 def seeded(options: TrainOptions) -> random.Random:
@@ -254,18 +286,17 @@ def _images(data: TrainingData, indices: list[int] | torch.Tensor, device: str) 
     return normalise(data.pixels[indices]).to(device)
 
 
-def provenance(
-    source: str, options: TrainOptions, steps: int, seconds: float, first: float, last: float
-) -> dict[str, object]:
+def provenance(source: str, options: TrainOptions, run: Optimised) -> dict[str, object]:
     """What a checkpoint records of the run that wrote it; `source` names what it trained on."""
     return {
         "dataset": source,
         "recipe": RECIPE,
         "seed": options.seed,
-        "steps": steps,
-        "minutes": round(seconds / 60, 2),
-        "first_loss": first,
-        "last_loss": last,
+        "steps": run.steps,
+        "minutes": round(run.seconds / 60, 2),
+        "cpu_minutes": round(run.cpu_seconds / 60, 2),
+        "first_loss": run.first_loss,
+        "last_loss": run.last_loss,
     }
 
 
@@ -297,10 +328,9 @@ def train_slow(dataset: RetrievalSet, out: Path, options: TrainOptions, directio
             model, _images(data, images, options.device), tokens, image_of_row.to(options.device)
         )
 
-    steps, first, last, seconds = optimise(model, step, options, "training slow")
-    training = provenance(dataset.name, options, steps, seconds, first, last)
-    save_checkpoint(out, "slow", model, data.vocabulary, training)
-    return TrainReport(out, "slow", steps, seconds, first, last, len(data.pixels), len(data.texts))
+    run = optimise(model, step, options, "training slow")
+    save_checkpoint(out, "slow", model, data.vocabulary, provenance(dataset.name, options, run))
+    return TrainReport.of(out, "slow", run, len(data.pixels), len(data.texts))
 
 
 def fast_model(data: TrainingData, options: TrainOptions, init: Path | None, size: int) -> DualEncoder:
@@ -339,8 +369,6 @@ def train_fast(
         text_vectors = model.encode_texts(tokens)
         return info_nce(image_vectors, text_vectors, model.scale(), image_of_text.to(options.device))
 
-    steps, first, last, seconds = optimise(model, step, options, "training fast")
-    save_checkpoint(
-        out, "fast", model, data.vocabulary, provenance(dataset.name, options, steps, seconds, first, last)
-    )
-    return TrainReport(out, "fast", steps, seconds, first, last, len(data.pixels), len(data.texts))
+    run = optimise(model, step, options, "training fast")
+    save_checkpoint(out, "fast", model, data.vocabulary, provenance(dataset.name, options, run))
+    return TrainReport.of(out, "fast", run, len(data.pixels), len(data.texts))

@@ -9,7 +9,7 @@ import click
 import pytest
 from click.testing import CliRunner
 
-from engine import bench
+from engine import Library, bench
 from engine.bench import common, index, query, video
 from tests.factory import make_video
 
@@ -54,8 +54,17 @@ def test_bench_query_builds_its_library_once_and_times_the_search_path(tmp_path:
         "open_ms",
         "rss_mb",
         "index_bytes_per_frame",
+        "remembered_ms_p95",
+        *(f"{case}_ms_p50" for case in query.REMEMBERED),
     }
     assert result["recall_at_10"] >= 0.9  # 300 frames: the graph search is all but exact
+    with Library.open(tmp_path / "frames-300") as library:  # the library has places, dates and read text
+        place = next(iter(library.catalogue.places().values()))
+        there = library.search(f"photos from {place.country}", limit=100).all
+        assert there and all(r.place == place.label for r in there)
+        signs = library.search('"shop"', limit=100).all
+        assert signs and all(r.text.startswith("SHOP") and "text" in r.matched for r in signs)
+        assert all(r.taken.startswith("2019-07") for r in library.search("July 2019", limit=100).all)
     assert 0 < result["index_bytes_per_frame"] < 1500
     built = (tmp_path / "frames-300" / "built.json").stat().st_mtime_ns
     query.build_library(tmp_path / "frames-300", 300, "tiny-test")

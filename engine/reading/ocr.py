@@ -4,10 +4,10 @@ rapidocr's own call is made for scanned pages: it runs the detector on the whole
 a side, which for a 12-megapixel photo is a 2016×1504 input and over a second of one CPU core, even when the photo
 holds no text at all, as most photos do. TextReader composes rapidocr's pieces differently:
 
-1. a *probe*: the detector on a small copy of the picture (longer side `probe_side`). Where its text probability
-   stays below `probe_threshold` everywhere, the picture holds no text, and reading it is done;
-2. the detector again, at full sensitivity (the scale rapidocr itself would use) but only on the *regions* where
-   the probe saw any hint of text, with a margin; the whole picture only when those regions cover most of it;
+1. a *probe*: the detector on a small copy of the picture (longer side `probe_side`), with a lower box threshold
+   than the detector's own. A picture in which it finds no box holds no text, and reading it is done;
+2. the detector again, at full sensitivity (the scale rapidocr itself would use) but only on the *regions* of the
+   probe's boxes, with a margin; on the whole picture only when those regions cover most of it;
 3. every text line found, cut out of the picture (the recogniser needs the detail), turned upright by the angle
    classifier, and recognised in batches: the lines of all pictures of one `read` call together, sorted by
    width so that a batch pads little.
@@ -59,11 +59,13 @@ class ReadSettings:
     photo_side: int = 1500
     #: Longer side of the probe's detector input.
     probe_side: int = 640
-    #: A picture whose text probability stays below this everywhere in the probe holds no text.
-    probe_threshold: float = 0.3
-    #: Where the probe's text probability exceeds this, the detector looks closely.
-    region_threshold: float = 0.05
-    #: Margin around each such region, in the probe's pixels.
+    #: The probe's box threshold (mean text probability inside a box); lower than the detector's own 0.5, so
+    #: that small text, a blur at the probe's scale, still counts.
+    probe_box_threshold: float = 0.3
+    #: Share of strong-edge pixels (Sobel |dx|+|dy| of the grey level over 200) a probe box needs. PP-OCRv6's
+    #: detector also answers flat skies and walls, at the probe's scale, with big boxes: they have no edges.
+    probe_min_edges: float = 0.02
+    #: Margin around each box the probe found, in the probe's pixels: where the detector looks closely.
     region_margin: int = 12
     #: Regions covering more than this share of the picture: the detector looks at all of it.
     max_region_share: float = 0.5
@@ -87,6 +89,17 @@ class TextReader:
     def __init__(self, settings: ReadSettings | None = None) -> None:
         self.settings = settings or ReadSettings()
         self._detector, self._classifier, self._recogniser = _load_models(self.settings)
+        from rapidocr.ch_ppocr_det.utils import DBPostProcess
+
+        detector = self._detector.postprocess_op
+        self._probe_boxes = DBPostProcess(
+            thresh=detector.thresh,
+            box_thresh=self.settings.probe_box_threshold,
+            max_candidates=detector.max_candidates,
+            unclip_ratio=detector.unclip_ratio,
+            use_dilation=detector.dilation_kernel is not None,
+            score_mode=detector.score_mode,
+        )
 
     def read(self, pictures: Sequence[np.ndarray]) -> list[list[TextLine]]:
         """The lines of text in each picture, top to bottom; boxes in each picture's own pixel coordinates."""
@@ -147,27 +160,28 @@ class TextReader:
         if max(height, width) <= settings.probe_side * 1.5:
             return whole  # a small picture: looking at all of it costs little more than the probe would
         scale = settings.probe_side / max(height, width)
-        probability = self._detector.session(_detector_input(bgr, scale))[0, 0]
-        if float(probability.max()) < settings.probe_threshold:
+        probability = self._detector.session(_detector_input(bgr, scale))
+        boxes = _boxes(self._probe_boxes, probability, (height, width))
+        if len(boxes) == 0:
             return []
-        # Every hint of text, widened by the margin; nearby hints merge into one region.
-        margin = 2 * settings.region_margin + 1
-        hints = cv2.dilate(
-            (probability > settings.region_threshold).astype(np.uint8), np.ones((margin, margin))
-        )
-        count, _, stats, _ = cv2.connectedComponentsWithStats(hints, connectivity=8)
-        sx, sy = width / probability.shape[1], height / probability.shape[0]
-        regions = _merged(
-            [
+        margin = settings.region_margin / scale
+        grey = cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY)
+        regions = []
+        for box in boxes:
+            x, y, w, h = cv2.boundingRect(box)
+            if _edge_share(grey[y : y + h, x : x + w]) < settings.probe_min_edges:
+                continue  # a flat patch of colour, not text
+            regions.append(
                 (
-                    int(x * sx),
-                    int(y * sy),
-                    min(width, math.ceil((x + w) * sx)),
-                    min(height, math.ceil((y + h) * sy)),
+                    max(0, int(x - margin)),
+                    max(0, int(y - margin)),
+                    min(width, math.ceil(x + w + margin)),
+                    min(height, math.ceil(y + h + margin)),
                 )
-                for x, y, w, h, _ in stats[1:count]
-            ]
-        )
+            )
+        if not regions:
+            return []
+        regions = _merged(regions)
         covered = sum((x1 - x0) * (y1 - y0) for x0, y0, x1, y1 in regions)
         return whole if covered > settings.max_region_share * width * height else regions
 
@@ -176,8 +190,7 @@ class TextReader:
         if bgr.shape[0] < 2 or bgr.shape[1] < 2:
             return np.zeros((0, 4, 2), np.float32)
         probability = self._detector.session(_detector_input(bgr, scale))
-        boxes, _ = self._detector.postprocess_op(probability, bgr.shape[:2])
-        return np.asarray(boxes, np.float32).reshape(-1, 4, 2)
+        return _boxes(self._detector.postprocess_op, probability, bgr.shape[:2])
 
     def _recognise(self, crops: list[np.ndarray]) -> list[tuple[str, float]]:
         from rapidocr.ch_ppocr_rec import TextRecInput
@@ -186,6 +199,45 @@ class TextReader:
             crops = self._classifier(crops).img_list
         output = self._recogniser(TextRecInput(img=crops))
         return list(zip(output.txts, output.scores, strict=True))
+
+
+def _boxes(post, probability: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """rapidocr's DB post-processing (`post`, a DBPostProcess) of the detector's output, as boxes (N, 4, 2) in a
+    picture of `shape`, without the specks.
+
+    PP-OCRv6's detector answers a flat patch of colour (a clear sky, a wall) with a fine speckle around the
+    binarisation threshold: thousands of blobs a few pixels wide, each of which rapidocr's Python loop measures and
+    then drops for being under 3 pixels across (a flat 2000×1500 picture: seconds). They are dropped here first, in
+    one pass; a blob whose bounding box is at most 3 pixels wide or high is always dropped by that loop too, so
+    the boxes are the same (more of them, where rapidocr would have stopped at `max_candidates` blobs).
+    """
+    import cv2
+
+    height, width = shape
+    prediction = probability[0, 0]
+    mask = (prediction > post.thresh).astype(np.uint8)
+    if post.dilation_kernel is not None:
+        mask = cv2.dilate(mask, post.dilation_kernel)
+    _, labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
+    speck = (stats[:, cv2.CC_STAT_WIDTH] <= 3) | (stats[:, cv2.CC_STAT_HEIGHT] <= 3)
+    speck[0] = False  # the background
+    if speck.any():
+        mask[speck[labels]] = 0
+    boxes, scores = post.boxes_from_bitmap(prediction, mask, width, height)
+    boxes, _ = post.filter_det_res(boxes, scores, height, width)
+    return np.asarray(boxes, np.float32).reshape(-1, 4, 2)
+
+
+def _edge_share(grey: np.ndarray) -> float:
+    """The share of a grey picture's pixels on a strong edge, as text strokes are and a sky is not."""
+    import cv2
+
+    if grey.shape[0] < 3 or grey.shape[1] < 3:
+        return 0.0
+    dx = cv2.Sobel(grey, cv2.CV_16S, 1, 0)
+    dy = cv2.Sobel(grey, cv2.CV_16S, 0, 1)
+    strong = (np.abs(dx.astype(np.int32)) + np.abs(dy.astype(np.int32))) > 200
+    return float(strong.mean())
 
 
 def _merged(regions: list[tuple[int, int, int, int]]) -> list[tuple[int, int, int, int]]:

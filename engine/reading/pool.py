@@ -82,6 +82,9 @@ class ReadPool:
     timeout_s: float = DEFAULT_TIMEOUT_S
     cpu_limit_s: float = DEFAULT_CPU_LIMIT_S
     batch: int = DEFAULT_BATCH
+    #: How much lower than this process the workers run (os.nice): 19, the lowest, lets the visual pass and the
+    #: user's own programs go first; tests on a busy machine may want 0.
+    nice: int = 19
 
     def __post_init__(self) -> None:
         if self.workers < 1:
@@ -177,7 +180,7 @@ class ReadPool:
             if self._idle:
                 return self._idle.pop()
         try:
-            worker = _Worker(self._context, self.settings)
+            worker = _Worker(self._context, self.settings, self.nice)
             worker.wait_ready(self.timeout_s, self.cpu_limit_s)
         except BaseException:
             self._slots.release()
@@ -249,11 +252,11 @@ def worker_context() -> multiprocessing.context.BaseContext:
 
 
 class _Worker:
-    def __init__(self, context, settings: ReadSettings) -> None:
+    def __init__(self, context, settings: ReadSettings, nice: int) -> None:
         self.connection, child = context.Pipe()
         faults = tuple(os.environ.get(name) or None for name in _FAULT_ENVS)
         self.process = context.Process(
-            target=_serve, args=(child, settings, faults), daemon=True, name="glimpse-read"
+            target=_serve, args=(child, settings, nice, faults), daemon=True, name="glimpse-read"
         )
         self.process.start()
         child.close()
@@ -384,10 +387,12 @@ def _stat_fields(path: Path) -> list[str] | None:
 # The worker process -----------------------------------------------------------------------------------------
 
 
-def _serve(connection: Connection, settings: ReadSettings, faults: tuple[str | None, ...]) -> None:
-    """A worker process: lowest priority, one TextReader, pictures read batch by batch until told to stop."""
-    with contextlib.suppress(OSError):
-        os.nice(19)  # the visual pass (and the user's own programs) come first
+def _serve(connection: Connection, settings: ReadSettings, nice: int, faults: tuple[str | None, ...]) -> None:
+    """A worker process: low priority, one TextReader, pictures read batch by batch until told to stop."""
+    if nice:
+        with contextlib.suppress(OSError):
+            # Relative to the forkserver, which started at the priority of the process that first used it.
+            os.nice(nice)
     if "onnxruntime" not in sys.modules and "usearch.compiled" in sys.modules:
         # Importing onnxruntime now would crash this process (see the module's docstring).
         connection.send(

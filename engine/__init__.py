@@ -10,7 +10,21 @@ import os
 # cost microseconds. OpenMP reads this once, when torch loads, which is after this point.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
+from typing import TYPE_CHECKING, Any
+
 from engine.errors import GlimpseError
-from engine.library import Library
+
+if TYPE_CHECKING:
+    from engine.library import Library
 
 __all__ = ["GlimpseError", "Library"]
+
+
+def __getattr__(name: str) -> Any:
+    # `Library` loads SQLAlchemy, usearch and numpy: only when asked for, so that a command the resident
+    # engine answers (engine.cli, engine.serve's client) starts without them.
+    if name == "Library":
+        from engine.library import Library
+
+        return Library
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -242,11 +242,6 @@ def test_the_command_that_asks_the_engine_loads_no_model(indexed: Path) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-    strict=True,
-    reason="engine/__init__.py imports engine.library (SQLAlchemy, numpy) for `from engine import Library`; "
-    "a lazy module __getattr__ there makes this pass (issue 13's report)",
-)
 def test_the_command_that_asks_the_engine_loads_neither_numpy_nor_sqlalchemy(indexed: Path) -> None:
     assert glimpse("status", library=indexed).code == 0
     assert _client_modules(indexed) == []

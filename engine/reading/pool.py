@@ -181,12 +181,17 @@ class ReadPool:
                 return self._idle.pop()
         try:
             worker = _Worker(self._context, self.settings, self.nice)
-            worker.wait_ready(self.timeout_s, self.cpu_limit_s)
         except BaseException:
             self._slots.release()
             raise
         with self._lock:
-            self._all.append(worker)
+            self._all.append(worker)  # from now on `close` stops it, even while it loads its models
+        try:
+            worker.wait_ready(self.timeout_s, self.cpu_limit_s)
+        except BaseException:
+            worker.kill()
+            self._forget(worker)
+            raise
         return worker
 
     def _give_back(self, worker: _Worker) -> None:
@@ -268,6 +273,8 @@ class _Worker:
             message = self._receive(None, timeout_s, cpu_limit_s * 2, starting=True)
         except _WorkerLost as lost:
             self.kill()
+            if lost.stopped:
+                raise  # the pool was closed while this worker started
             raise ModelUnavailable(f"the text reader could not start: {lost}") from None
         if message[0] != "ready":
             self.stop()

@@ -570,15 +570,13 @@ class Catalogue:
 
     def unlocated(self, limit: int = 200) -> list[Media]:
         """Indexed files whose location was never looked for (indexed before Glimpse knew places)."""
+        return self._indexed_where(Media.located.is_(False), limit)
+
+    def _indexed_where(self, condition, limit: int) -> list[Media]:
+        """Up to `limit` indexed files meeting `condition`, oldest in the library first."""
         with self.session() as s:
-            return list(
-                s.scalars(
-                    select(Media)
-                    .where(Media.status == Status.INDEXED, Media.located.is_(False))
-                    .order_by(Media.id)
-                    .limit(limit)
-                )
-            )
+            query = select(Media).where(Media.status == Status.INDEXED, condition).order_by(Media.id)
+            return list(s.scalars(query.limit(limit)))
 
     def places(self) -> dict[int, Place]:
         """The places the library's indexed files were taken at, by place id."""
@@ -590,15 +588,7 @@ class Catalogue:
 
     def unread(self, limit: int = 200) -> list[Media]:
         """Indexed files whose text has not been read yet, oldest in the library first."""
-        with self.session() as s:
-            return list(
-                s.scalars(
-                    select(Media)
-                    .where(Media.status == Status.INDEXED, Media.read_at.is_(None))
-                    .order_by(Media.id)
-                    .limit(limit)
-                )
-            )
+        return self._indexed_where(Media.read_at.is_(None), limit)
 
     def record_reading(
         self, media_id: int, readings: Sequence[NewReading], terms: Iterable[tuple[str, str]] = ()

@@ -31,7 +31,7 @@ class SlowConfig:
     heads: int = 4
     layers: int = 2
     feedforward: int = 384
-    dropout: float = 0.1
+    dropout: float = 0.0
     #: 1: a left-to-right decoder; 2: a right-to-left one beside it (the score is the mean of the two).
     directions: int = 1
 

@@ -107,16 +107,9 @@ def evaluate(
     if slow is None:
         return EvaluationReport(len(dataset.items), len(queries), report_fast, None, {})
 
-    subset = queries
-    if slow_queries is not None and slow_queries < len(queries):
-        subset = random.Random(seed).sample(queries, slow_queries)
+    subset = _subset(queries, slow_queries, seed)
     scorer = _FrameScorer(slow, index.frames, progress)
-    slow_ranks, slow_ms = [], []
-    for query in tqdm(subset, desc="slow over all", disable=not progress, file=sys.stderr):
-        start = time.perf_counter()
-        scores = index.item_scores(scorer.score(query.text, np.arange(len(index.frames))))
-        slow_ms.append(time.perf_counter() - start)
-        slow_ranks.append(int((scores > scores[query.item]).sum()))
+    report_slow = _slow_over_all(scorer, index, subset, progress)
     reranked: dict[int, Recall] = {}
     for k in rerank:
         ranks, ms = [], []
@@ -126,17 +119,52 @@ def evaluate(
             ms.append(time.perf_counter() - start)
             ranks.append(rank)
         reranked[k] = _recall(ranks, ms)
-    return EvaluationReport(
-        len(dataset.items), len(queries), report_fast, _recall(slow_ranks, slow_ms), reranked
-    )
+    return EvaluationReport(len(dataset.items), len(queries), report_fast, report_slow, reranked)
 
 
-def _build_index(dataset: RetrievalSet, fast: FastEncoder, progress: bool) -> _Index:
+def slow_recall(
+    dataset: RetrievalSet,
+    slow: SlowScorer,
+    slow_queries: int | None = None,
+    seed: int = 0,
+    progress: bool = True,
+) -> Recall:
+    """Slow over every item alone, with no Fast model: the same numbers as `evaluate`'s Slow row."""
+    frames, starts = _decode(dataset, progress)
+    index = _Index(frames, np.zeros((len(frames), 0), np.float32), starts)
+    subset = _subset(dataset.queries(), slow_queries, seed)
+    return _slow_over_all(_FrameScorer(slow, frames, progress), index, subset, progress)
+
+
+def _subset(queries: list[Query], count: int | None, seed: int) -> list[Query]:
+    """The seeded subset of queries Slow and re-ranking run on (all of them when `count` is None)."""
+    if count is None or count >= len(queries):
+        return queries
+    return random.Random(seed).sample(queries, count)
+
+
+def _slow_over_all(scorer: _FrameScorer, index: _Index, subset: list[Query], progress: bool) -> Recall:
+    ranks, ms = [], []
+    for query in tqdm(subset, desc="slow over all", disable=not progress, file=sys.stderr):
+        start = time.perf_counter()
+        scores = index.item_scores(scorer.score(query.text, np.arange(len(index.frames))))
+        ms.append(time.perf_counter() - start)
+        ranks.append(int((scores > scores[query.item]).sum()))
+    return _recall(ranks, ms)
+
+
+def _decode(dataset: RetrievalSet, progress: bool) -> tuple[list[Image.Image], np.ndarray]:
+    """Every item's frames, and the index of each item's first frame."""
     frames: list[Image.Image] = []
     starts: list[int] = []
     for item in tqdm(dataset.items, desc="decoding", disable=not progress, file=sys.stderr):
         starts.append(len(frames))
         frames.extend(load_frames(item))
+    return frames, np.asarray(starts)
+
+
+def _build_index(dataset: RetrievalSet, fast: FastEncoder, progress: bool) -> _Index:
+    frames, starts = _decode(dataset, progress)
     vectors = np.concatenate(
         [
             fast.embed_images(frames[start : start + INDEX_BATCH])
@@ -145,7 +173,7 @@ def _build_index(dataset: RetrievalSet, fast: FastEncoder, progress: bool) -> _I
             )
         ]
     )
-    return _Index(frames, vectors, np.asarray(starts))
+    return _Index(frames, vectors, starts)
 
 
 def _fast_search(fast: FastEncoder, index: _Index, query: Query, shortlist: int) -> tuple[np.ndarray, int]:

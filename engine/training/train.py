@@ -20,7 +20,7 @@ import random
 import sys
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -300,21 +300,24 @@ def provenance(source: str, options: TrainOptions, run: Optimised) -> dict[str, 
     }
 
 
-def train_slow(dataset: RetrievalSet, out: Path, options: TrainOptions, directions: int = 1) -> TrainReport:
+def train_slow(
+    dataset: RetrievalSet,
+    out: Path,
+    options: TrainOptions,
+    directions: int = 1,
+    architecture: SlowConfig | None = None,
+) -> TrainReport:
     """Train the Slow captioner with the captioning loss; a batch holds images with all their captions.
 
-    `directions` 2 adds the right-to-left decoder of the paper's bi-directional model.
+    `directions` 2 adds the right-to-left decoder of the paper's bi-directional model. `architecture` replaces
+    the recipe's model shape (for ablations); its vocabulary and caption length become the data's.
     """
     rng = seeded(options)
     size = image_size_for(dataset, options)
     data = TrainingData.load(dataset, None, options, size)
-    config = SlowConfig(
-        TrunkConfig.for_image_size(size),
-        len(data.vocabulary),
-        data.vocabulary.max_length,
-        dropout=0.0,
-        directions=directions,
-    )
+    config = architecture or SlowConfig(TrunkConfig.for_image_size(size), 0, 0, directions=directions)
+    config = replace(config, vocab_size=len(data.vocabulary), max_length=data.vocabulary.max_length)
+    _check_image_size(config.trunk, size)
     model = CaptionScorer(config).to(options.device)
     # Every caption of an image in one batch: the CNN runs once for five captions' worth of signal.
     batches = epochs(len(data.pixels), max(1, options.batch_size // 2), rng)
@@ -333,14 +336,29 @@ def train_slow(dataset: RetrievalSet, out: Path, options: TrainOptions, directio
     return TrainReport.of(out, "slow", run, len(data.pixels), len(data.texts))
 
 
-def fast_model(data: TrainingData, options: TrainOptions, init: Path | None, size: int) -> DualEncoder:
+def fast_model(
+    data: TrainingData,
+    options: TrainOptions,
+    init: Path | None,
+    size: int,
+    architecture: FastConfig | None = None,
+) -> DualEncoder:
+    """The Fast model to train: read from `init`, or new in the recipe's shape (or `architecture`'s)."""
     if init is None:
-        trunk = TrunkConfig.for_image_size(size)
-        config = FastConfig(trunk, len(data.vocabulary), data.vocabulary.max_length)
+        config = architecture or FastConfig(TrunkConfig.for_image_size(size), 0, 0)
+        config = replace(config, vocab_size=len(data.vocabulary), max_length=data.vocabulary.max_length)
+        _check_image_size(config.trunk, size)
         return DualEncoder(config).to(options.device)
     model = read_checkpoint(init, "fast", options.device).model
     assert isinstance(model, DualEncoder)
     return model.requires_grad_(True)
+
+
+def _check_image_size(trunk: TrunkConfig, size: int) -> None:
+    if trunk.image_size != size:
+        raise UsageError(
+            f"The architecture reads {trunk.image_size} px images, the data is loaded at {size} px."
+        )
 
 
 def init_vocabulary(init: Path | None) -> Vocabulary | None:
@@ -349,16 +367,21 @@ def init_vocabulary(init: Path | None) -> Vocabulary | None:
 
 
 def train_fast(
-    dataset: RetrievalSet, out: Path, options: TrainOptions, init: Path | None = None
+    dataset: RetrievalSet,
+    out: Path,
+    options: TrainOptions,
+    init: Path | None = None,
+    architecture: FastConfig | None = None,
 ) -> TrainReport:
     """Train the Fast dual encoder with symmetric InfoNCE over random batches; `init` starts from a checkpoint.
 
-    A batch holds `batch_size` images with up to `captions_per_image` captions each.
+    A batch holds `batch_size` images with up to `captions_per_image` captions each. `architecture` replaces
+    the recipe's model shape (for ablations); its vocabulary and caption length become the data's.
     """
     rng = seeded(options)
     size = image_size_for(dataset, options, init)
     data = TrainingData.load(dataset, init_vocabulary(init), options, size)
-    model = fast_model(data, options, init, size)
+    model = fast_model(data, options, init, size, architecture)
     batches = epochs(len(data.pixels), options.batch_size, rng)
 
     def step() -> torch.Tensor:

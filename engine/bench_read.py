@@ -448,11 +448,13 @@ def _reference_serve(connection) -> None:
 
     engine = RapidOCR()  # the documented default
     logging.getLogger("RapidOCR").setLevel(logging.ERROR)  # its progress messages only; reading is the same
-    while (paths := connection.recv()) is not None:
-        texts: list[list[str] | None] = []
-        for path in paths:
-            try:
-                texts.append(list(engine(os.fsdecode(path)).txts or ()))
-            except Exception:  # the reference's failures are counted as finding nothing
-                texts.append(None)
-        connection.send(texts)
+    # A benchmark interrupted (Ctrl+C) leaves this process without a parent: it ends quietly.
+    with contextlib.suppress(EOFError, BrokenPipeError, ConnectionResetError, KeyboardInterrupt):
+        while (paths := connection.recv()) is not None:
+            texts: list[list[str] | None] = []
+            for path in paths:
+                try:
+                    texts.append(list(engine(os.fsdecode(path)).txts or ()))
+                except Exception:  # the reference's failures are counted as finding nothing
+                    texts.append(None)
+            connection.send(texts)

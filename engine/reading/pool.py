@@ -167,7 +167,7 @@ class ReadPool:
         worker = self._take()
         try:
             answers = worker.run(items, stop, self.timeout_s, self.cpu_limit_s * len(items))
-        except _WorkerLost:
+        except BaseException:  # lost, or interrupted mid-conversation: either way this worker is done
             worker.kill()
             self._forget(worker)
             raise

@@ -27,16 +27,15 @@ from engine.models.dual_encoder import FastConfig
 from engine.models.visual_trunk import TrunkConfig
 from engine.training.datasets import RetrievalSet, load_dataset
 from engine.training.evaluate import evaluate, slow_recall
-from engine.training.train import TrainOptions, native_image_size, train_fast, train_slow
+from engine.training.train import TrainOptions, train_fast, train_slow
 
 
 @dataclass(frozen=True)
 class Variant:
-    """A change of the recipe: the image size (None: the set's own), the trunk's patch rule and the models'."""
+    """A change of the recipe: the image size, the trunk's patch side and the models' shapes."""
 
-    image_size: int | None = None
-    #: "grid": patches of image_size/16 (8×8 fine tokens at any size); "fixed4": 4 px patches (S/8 tokens).
-    patches: str = "grid"
+    image_size: int = 64
+    patch: int = 4
     fast: dict = field(default_factory=dict)
     slow: dict = field(default_factory=dict)
     captions_per_image: int = 5
@@ -45,12 +44,13 @@ class Variant:
 _OLD_FAST = {"image_tokens": "all", "dropout": 0.1}
 VARIANTS = {
     "recipe": Variant(),
-    # The first shapes recipe: 64 px, 4 px patches, every token to the Fast image tower, dropout, one caption.
-    "old": Variant(64, "fixed4", _OLD_FAST, {"dropout": 0.1}, 1),
-    "old-coarse": Variant(64, "fixed4", {"dropout": 0.1}, {}, 1),
-    "old-coarse-nodrop": Variant(64, "fixed4", {}, {}, 1),
-    "64px-5-captions": Variant(64, "fixed4"),
-    "native-fixed4": Variant(None, "fixed4"),
+    # The first shapes recipe: every token to the Fast image tower, dropout, one caption per image.
+    "old": Variant(fast=_OLD_FAST, slow={"dropout": 0.1}, captions_per_image=1),
+    "old-coarse": Variant(fast={"dropout": 0.1}, captions_per_image=1),
+    "old-coarse-nodrop": Variant(captions_per_image=1),
+    # A 96 px set at its own size: 4 px patches (12×12 fine tokens), or 6 px ones (8×8, as at 64 px).
+    "96px": Variant(96),
+    "96px-6px-patches": Variant(96, 6),
     "all-tokens": Variant(fast={"image_tokens": "all"}),
     "one-caption": Variant(captions_per_image=1),
     "dropout": Variant(fast={"dropout": 0.1}, slow={"dropout": 0.1}),
@@ -58,18 +58,14 @@ VARIANTS = {
 }
 
 
-def _trunk(variant: Variant, size: int) -> TrunkConfig:
-    return TrunkConfig.for_image_size(size) if variant.patches == "grid" else TrunkConfig(image_size=size)
-
-
 def run(data: RetrievalSet, role: str, name: str, steps: int, seed: int, work: Path) -> dict:
     variant = VARIANTS[name]
-    size = variant.image_size or native_image_size(data)
+    size = variant.image_size
     options = TrainOptions(
         steps=steps, seed=seed, image_size=size, captions_per_image=variant.captions_per_image, progress=False
     )
     out = work / f"{role}-{name}.pt"
-    trunk = _trunk(variant, size)
+    trunk = TrunkConfig(image_size=size, patch=variant.patch)
     started = time.process_time()
     if role == "fast":
         report = train_fast(data, out, options, architecture=FastConfig(trunk, 0, 0, **variant.fast))
@@ -81,7 +77,7 @@ def run(data: RetrievalSet, role: str, name: str, steps: int, seed: int, work: P
     return {
         "variant": name,
         "role": role,
-        "settings": {**asdict(variant), "image_size": size, "patch": trunk.patch},
+        "settings": asdict(variant),
         "seed": seed,
         "steps": report.steps,
         "seconds": round(report.seconds, 1),

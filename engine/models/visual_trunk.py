@@ -22,17 +22,9 @@ class TrunkConfig:
     image_size: int = 64
     channels: tuple[int, int, int] = (64, 96, 128)
     width: int = 128
-    #: Side of the stem's non-overlapping patches, in pixels.
+    #: Side of the stem's non-overlapping patches, in pixels. Larger patches keep the token grids small on
+    #: larger images, but learned far less on a 96 px set than 4 px patches on it scaled to 64 (evaluation.md).
     patch: int = 4
-
-    @classmethod
-    def for_image_size(cls, image_size: int) -> TrunkConfig:
-        """A trunk whose token grids are 8×8 and 4×4 whatever the image size (patches of image_size/16).
-
-        Past the stem, the trunk's cost and the number of visual tokens then do not grow with the image:
-        a 96 px set trains as fast as a 64 px one, its small shapes still seen at full resolution by the stem.
-        """
-        return cls(image_size=image_size, patch=max(1, image_size // 16))
 
     @property
     def fine_side(self) -> int:

@@ -83,12 +83,7 @@ def _training_options(command: Callable) -> Callable:
             default=None,
             help="Peak learning rate [1e-3; 1e-5 fine-tuning a preset].",
         ),
-        click.option(
-            "--image-size",
-            type=click.IntRange(16),
-            default=None,
-            help="Side the models read [the training images' own, 32 to 128 px].",
-        ),
+        click.option("--image-size", type=click.IntRange(16), default=64, show_default=True),
         click.option("--seed", type=int, default=0, show_default=True),
         _DEVICE,
         _MEDIA,

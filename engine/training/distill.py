@@ -208,7 +208,7 @@ def prepare(
         )
     started = time.monotonic()
     rng = random.Random(options.seed)
-    size = image_size_for(dataset, options, init)
+    size = image_size_for(options, init)
     data = TrainingData.load(dataset, init_vocabulary(init), options, size)
     groups = _mined(data, miner, distill.group, options.device, rng)
     scores = None

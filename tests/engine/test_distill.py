@@ -24,7 +24,7 @@ BOS, EOS, BANNED = 1, 2, (0, 1, 3)
 
 def _scorer(directions: int = 1) -> CaptionScorer:
     torch.manual_seed(0)
-    config = SlowConfig(TrunkConfig.for_image_size(32), vocab_size=12, max_length=8, directions=directions)
+    config = SlowConfig(TrunkConfig(image_size=32), vocab_size=12, max_length=8, directions=directions)
     return CaptionScorer(config).eval()
 
 

@@ -31,6 +31,7 @@ import numpy as np
 
 from engine.bench.common import PHOTO_SIZE, emit, photo_folder
 from engine.reading.ocr import ReadSettings
+from engine.reading.pool import ReadPool, process_cpu_seconds, worker_context
 
 #: Where Debian and most Linux distributions keep the DejaVu fonts.
 FONT_DIRS = (
@@ -348,7 +349,6 @@ def time_read(
 
     The pool's workers run at niceness `nice` (the reference at this process's): indexing runs them at 19,
     which on a busy machine decides who gets the processor, not how fast either reads."""
-    from engine.reading.pool import ReadPool, worker_context
 
     settings = settings or ReadSettings()
     work = Path(tempfile.mkdtemp(prefix="glimpse-bench-read-"))
@@ -362,17 +362,21 @@ def time_read(
             start_s = time.perf_counter() - started
             pool.read(paths[0])  # first-call allocations, for both readers, untimed
             reference.read(paths[:1])
-            ours_s, reference_s = [], []
+            ours_s, reference_s, ours_cpu, reference_cpu = [], [], [], []
             for run in range(runs):
                 # Taking turns, and each going first in every other run, so that load drift touches both.
                 for turn in (0, 1) if run % 2 == 0 else (1, 0):
                     started = time.perf_counter()
                     if turn == 0:
+                        cpu = pool.cpu_seconds()
                         results = pool.read_many(paths)
                         ours_s.append(time.perf_counter() - started)
+                        ours_cpu.append(pool.cpu_seconds() - cpu)
                     else:
+                        cpu = reference.cpu_seconds()
                         reference_texts = reference.read(paths)
                         reference_s.append(time.perf_counter() - started)
+                        reference_cpu.append(reference.cpu_seconds() - cpu)
                 click.echo(
                     f"run {run + 1}/{runs}: Glimpse {ours_s[-1]:.1f} s, rapidocr {reference_s[-1]:.1f} s",
                     err=True,
@@ -399,6 +403,10 @@ def time_read(
         "photos_per_second": round(rate, 3),
         "reference_photos_per_second": round(reference_rate, 3),
         "ratio": round(rate / reference_rate, 2),
+        # Processor time per photo does not depend on what else the machine runs, as wall-clock time does.
+        "cpu_seconds_per_photo": round(statistics.median(ours_cpu) / photos, 3),
+        "reference_cpu_seconds_per_photo": round(statistics.median(reference_cpu) / photos, 3),
+        "cpu_ratio": round(statistics.median(reference_cpu) / max(statistics.median(ours_cpu), 1e-9), 2),
         "seconds_per_run": [round(s, 2) for s in ours_s],
         "reference_seconds_per_run": [round(s, 2) for s in reference_s],
         "start_seconds": round(start_s, 2),
@@ -431,6 +439,10 @@ class _Reference:
                     f"rapidocr's reference process died (exit code {self._process.exitcode})"
                 )
         return self._connection.recv()
+
+    def cpu_seconds(self) -> float:
+        """Processor time the reference process has used so far."""
+        return process_cpu_seconds(self._process.pid) or 0.0
 
     def close(self) -> None:
         with contextlib.suppress(OSError):

@@ -129,6 +129,12 @@ class ReadPool:
             for worker in taken:
                 self._give_back(worker)
 
+    def cpu_seconds(self) -> float:
+        """Processor time the pool's live workers have used so far (0 where the system does not say)."""
+        with self._lock:
+            pids = [worker.process.pid for worker in self._all]
+        return sum(process_cpu_seconds(pid) or 0.0 for pid in pids if pid is not None)
+
     def close(self) -> None:
         """Stop every worker; a read in progress ends with a `stopped` result. A later read starts new ones."""
         with self._lock:
@@ -338,9 +344,8 @@ class _Watch:
     waits. Without /proc, every interval without an answer counts as blocked (a wall-clock timeout).
     """
 
-    _TICK_S = 1 / os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 0.01
-
     def __init__(self, pid: int | None) -> None:
+        self._pid = pid
         self._task_dir = Path(f"/proc/{pid}/task")
         self.restart()
 
@@ -360,15 +365,7 @@ class _Watch:
         return self._blocked, used
 
     def _cpu(self) -> float | None:
-        total = 0
-        try:
-            for task in os.scandir(self._task_dir):
-                fields = _stat_fields(Path(task.path) / "stat")
-                if fields is not None:
-                    total += int(fields[11]) + int(fields[12])  # utime, stime
-        except OSError:
-            return None
-        return total * self._TICK_S
+        return process_cpu_seconds(self._pid) if self._pid is not None else None
 
     def _runnable(self) -> bool:
         try:
@@ -380,6 +377,17 @@ class _Watch:
             if fields is not None and fields[0] == "R":
                 return True
         return False
+
+
+_TICK_S = 1 / os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 0.01
+
+
+def process_cpu_seconds(pid: int) -> float | None:
+    """Processor time process `pid` has used, all its threads together (Linux's /proc); None where unknown."""
+    fields = _stat_fields(Path(f"/proc/{pid}/stat"))
+    if fields is None:
+        return None
+    return (int(fields[11]) + int(fields[12])) * _TICK_S  # utime, stime
 
 
 def _stat_fields(path: Path) -> list[str] | None:

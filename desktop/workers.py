@@ -55,11 +55,20 @@ class LibraryWorker(QObject):
         self.library_dir = library_dir
         self.device = device
         self._reader: LibraryReader | None = None
+        self._cancelled = False
 
     def _open(self) -> LibraryReader:
         if self._reader is None:
             self._reader = open_reader(self.library_dir, device=self.device, say=log.warning)
         return self._reader
+
+    def cancel(self) -> None:
+        """From the GUI thread, as the window closes: give up the question the worker waits on (the engine may
+        still be starting, or loading the models), and say nothing more."""
+        self._cancelled = True
+        reader = self._reader
+        if reader is not None:
+            reader.cancel()
 
     @Slot(int, object)
     def search(self, request_id: int, request: SearchRequest) -> None:
@@ -77,7 +86,8 @@ class LibraryWorker(QObject):
             log.exception("search failed")
             response.error = f"The search failed: {error}"
         response.seconds = time.monotonic() - started
-        self.searched.emit(response)
+        if not self._cancelled:
+            self.searched.emit(response)
 
     @Slot()
     def warm_up(self) -> None:
@@ -85,24 +95,28 @@ class LibraryWorker(QObject):
         try:
             self.model_ready.emit(self._open().warm_up())
         except GlimpseError as error:
-            self.failed.emit(str(error))
+            self._fail(str(error))
         except Exception as error:
             log.exception("loading the model failed")
-            self.failed.emit(f"The model could not be loaded: {error}")
+            self._fail(f"The model could not be loaded: {error}")
 
     @Slot()
     def status(self) -> None:
         try:
             self.status_ready.emit(self._open().status())
         except GlimpseError as error:
-            self.failed.emit(str(error))
+            self._fail(str(error))
 
     @Slot()
     def failed_files(self) -> None:
         try:
             self.failed_ready.emit(self._open().failed_files(limit=FAILED_SHOWN))
         except GlimpseError as error:
-            self.failed.emit(str(error))
+            self._fail(str(error))
+
+    def _fail(self, message: str) -> None:
+        if not self._cancelled:  # a window that is closing has nowhere to show it
+            self.failed.emit(message)
 
     @Slot()
     def close(self) -> None:
@@ -150,6 +164,7 @@ class LibraryThread(QObject):
         self._warm_up.emit()
 
     def shutdown(self) -> None:
+        self.worker.cancel()  # a worker waiting on the engine returns now, so that its thread can end
         self._close.emit()
         self.thread.quit()
         self.thread.wait(10_000)

@@ -12,6 +12,7 @@ This module stays light: a search that a running engine answers imports neither 
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import socket
@@ -92,6 +93,8 @@ class EngineClient:
         self._say = say
         self._place: EnginePlace | None = None
         self._environment = environment_digest()
+        self._cancelled = threading.Event()
+        self._connection: socket.socket | None = None  # the question in flight
 
     @property
     def place(self) -> EnginePlace:
@@ -126,6 +129,15 @@ class EngineClient:
     def warm_up(self) -> str:
         return self._ask(WarmUp(self.device))
 
+    def cancel(self) -> None:
+        """Give up waiting, from any thread (a window that closes): the call under way, and any later one, raises
+        EngineError at once; the engine drops the question unanswered."""
+        self._cancelled.set()
+        connection = self._connection
+        if connection is not None:
+            with contextlib.suppress(OSError):
+                connection.shutdown(socket.SHUT_RDWR)  # wakes the thread blocked reading the reply
+
     def close(self) -> None:
         """Nothing to close: each question has its own connection, and the engine outlives the client."""
 
@@ -153,15 +165,24 @@ class EngineClient:
     def _ask(self, request: Request, notice: Callable[[str], None] = _quiet) -> Any:
         # An engine that was stopping when the question came (idle, or replaced) leaves it to a new one, once.
         for attempt in range(2):
+            self._check_cancelled()
             connection = self.connect()
+            self._connection = connection
             try:
                 with connection:
+                    self._check_cancelled()
                     return _exchange(connection, request, notice, self.place)
             except EngineStopping:
                 if attempt:
                     raise
                 _wait_gone(self.place)
+            finally:
+                self._connection = None
         raise AssertionError("unreachable")
+
+    def _check_cancelled(self) -> None:
+        if self._cancelled.is_set():
+            raise EngineError("the question to the engine was given up")
 
     def _dial(self) -> socket.socket:
         """Connect and say hello; _Absent, _Refused or _Outdated when that engine will not do, OtherEnvironment
@@ -190,24 +211,33 @@ class EngineClient:
         from filelock import FileLock, Timeout  # only a client that starts an engine pays for it
 
         place = self.place
+        lock = FileLock(place.start_lock)
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while True:  # in short turns, so that a cancelled client stops waiting
+            self._check_cancelled()
+            try:
+                lock.acquire(timeout=0.2)
+                break
+            except Timeout:
+                if time.monotonic() > deadline:
+                    raise EngineError(
+                        f"another Glimpse has been starting the engine of {display(self.library)} for "
+                        f"{START_TIMEOUT_S:.0f} s; try again, or use --no-daemon"
+                    ) from None
         try:
-            with FileLock(place.start_lock, timeout=START_TIMEOUT_S):
-                try:
-                    return self._dial()  # another client may have started it while we waited
-                except _Absent:
-                    pass
-                except _Refused:
-                    dead = True
-                except _Outdated:
-                    _wait_gone(place)
-                if dead:
-                    self._say(REPLACED_DEAD)
-                return self._spawn_and_wait()
-        except Timeout:
-            raise EngineError(
-                f"another Glimpse has been starting the engine of {display(self.library)} for "
-                f"{START_TIMEOUT_S:.0f} s; try again, or use --no-daemon"
-            ) from None
+            try:
+                return self._dial()  # another client may have started it while we waited
+            except _Absent:
+                pass
+            except _Refused:
+                dead = True
+            except _Outdated:
+                _wait_gone(place)
+            if dead:
+                self._say(REPLACED_DEAD)
+            return self._spawn_and_wait()
+        finally:
+            lock.release()
 
     def _spawn_and_wait(self) -> socket.socket:
         place = self.place
@@ -233,6 +263,7 @@ class EngineClient:
                     f"the engine of {display(self.library)} did not start within {START_TIMEOUT_S:.0f} s "
                     f"(its log: {place.log}); use --no-daemon"
                 )
+            self._check_cancelled()
             time.sleep(0.02)
 
 

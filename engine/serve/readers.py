@@ -51,6 +51,9 @@ class LibraryReader(Protocol):
     def warm_up(self) -> str:
         """Load the library's models now, so that the next search answers at once → the model, or ""."""
 
+    def cancel(self) -> None:
+        """From any thread: give up the call under way, if it can be given up (it then raises a GlimpseError)."""
+
     def close(self) -> None: ...
 
     def __enter__(self) -> LibraryReader: ...
@@ -158,6 +161,9 @@ class LocalReader:
             # Without its weights, a search says so itself, as a notice, when it re-ranks without it.
             with contextlib.suppress(ModelUnavailable):
                 load_slow(slow, self.library.device)
+
+    def cancel(self) -> None:
+        """Work in this process cannot be given up: it runs to its end."""
 
     def close(self) -> None:
         self.library.close()

@@ -6,6 +6,8 @@ import os
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")  # before Qt loads: `pytest tests/desktop` works alone
 
+import shutil
+import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -15,6 +17,21 @@ from engine import Library
 from tests.factory import make_photo, make_video
 
 MODEL = "tiny-test"
+#: The window reads through each library's resident engine; the tests' engines stop soon after their last
+#: request (a window that asks again starts a new one) rather than stay for a quarter of an hour.
+ENGINE_IDLE_S = "20"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def engines() -> Iterator[Path]:
+    """The desktop tests' engines live in a runtime folder of their own and stop when idle."""
+    folder = Path(tempfile.mkdtemp(prefix="rt-", dir="/tmp"))  # short: socket paths have a length limit
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("XDG_RUNTIME_DIR", str(folder))
+        patch.setenv("GLIMPSE_ENGINE_IDLE_S", ENGINE_IDLE_S)
+        patch.delenv("GLIMPSE_NO_DAEMON", raising=False)
+        yield folder
+    shutil.rmtree(folder, ignore_errors=True)
 
 
 def make_media(folder: Path, photos: int = 6, videos: int = 1) -> list[Path]:
@@ -81,8 +98,9 @@ def make_window(qtbot) -> Iterator[Callable]:
         window.close()
 
 
-def search(qtbot, window, text: str, timeout: int = 30_000):
-    """Type `text`, press Enter, wait for the results → the SearchResponse shown."""
+def search(qtbot, window, text: str, timeout: int = 90_000):
+    """Type `text`, press Enter, wait for the results → the SearchResponse shown (the first search of a library
+    waits for its engine to start and load the model)."""
     from PySide6.QtCore import Qt
 
     window.search_field.setFocus()

@@ -190,27 +190,34 @@ def test_space_plays_a_video_from_its_moment(make_window, indexed, qtbot) -> Non
     assert not window.detail.playing
 
 
-def test_the_gui_thread_never_opens_the_library(make_window, indexed, qtbot, monkeypatch) -> None:
+def test_the_gui_thread_never_reads_the_library(make_window, indexed, qtbot, monkeypatch) -> None:
     import threading
 
     from PySide6.QtWidgets import QMessageBox
 
-    opened_on: list[str] = []
-    real_open = Library.open.__func__
+    from engine.serve.client import EngineClient
+
+    asked_on: list[str] = []
+    real_open, real_ask = Library.open.__func__, EngineClient._ask
 
     def recording_open(cls, *args, **kwargs):
-        opened_on.append(threading.current_thread().name)
+        asked_on.append(threading.current_thread().name)
         return real_open(cls, *args, **kwargs)
 
+    def recording_ask(client, *args, **kwargs):
+        asked_on.append(threading.current_thread().name)
+        return real_ask(client, *args, **kwargs)
+
     monkeypatch.setattr(Library, "open", classmethod(recording_open))
+    monkeypatch.setattr(EngineClient, "_ask", recording_ask)
     shown: list[str] = []
     monkeypatch.setattr(QMessageBox, "exec", lambda box: shown.append(box.text()) or 0)
     monkeypatch.setattr(QMessageBox, "information", lambda *args: shown.append(args[2]))
     window = make_window(indexed[0])
-    qtbot.waitUntil(lambda: window.status_info is not None, timeout=30_000)
+    qtbot.waitUntil(lambda: window.status_info is not None, timeout=60_000)
     assert window.watched == [str(indexed[1])]  # the folders arrive with the worker's status
     search(qtbot, window, "a landscape")
     window.show_failed()
     qtbot.waitUntil(lambda: bool(shown), timeout=10_000)
     assert shown == ["Every file was read."]
-    assert opened_on and threading.main_thread().name not in opened_on
+    assert asked_on and threading.main_thread().name not in asked_on

@@ -38,7 +38,10 @@ from torch.nn import functional
 from engine.models.openclip import build
 from engine.models.presets import ModelSpec
 
-#: Candidates decoded together: bounds one batch's logits (candidates × query tokens × 49408 floats).
+#: Bytes one batch of candidates' logits may take (candidates × query tokens × vocabulary × 4 bytes); a long
+#: query decodes fewer candidates at a time: 64 for a 9-token query, 9 for a 76-token one (`score_batch`).
+LOGITS_BUDGET_BYTES = 128 << 20
+#: At most this many candidates decode together, however short the query.
 SCORE_BATCH = 64
 #: Images run through the image tower together.
 IMAGE_BATCH = 32
@@ -110,6 +113,7 @@ class CocaSlowScorer:
         if len(tokens) == 0:
             return np.zeros(0, np.float32)
         ids = self._query_ids(text)
+        batch = score_batch(len(ids) - 1, self._model.text_decoder.text_projection.shape[1])
         with torch.inference_mode(), self._autocast():
             # The text tower is causal and never sees the image: its states for the query's own tokens are
             # the same for every candidate and for any amount of padding after them.
@@ -118,7 +122,7 @@ class CocaSlowScorer:
             queries, targets = text_states[:, :-1], ids[1:]
             scores = [
                 self._decode(queries, targets, chunk.to(self.device, torch.float32, non_blocking=True))
-                for chunk in tokens.split(SCORE_BATCH)
+                for chunk in tokens.split(batch)
             ]
         return torch.cat(scores).cpu().numpy()
 
@@ -129,7 +133,9 @@ class CocaSlowScorer:
     def _query_ids(self, text: str) -> torch.Tensor:
         """The query's token ids from `<start_of_text>` to `<end_of_text>`, without padding."""
         ids = self._tokenizer([text])[0]
-        return ids[: int((ids != self._model.pad_id).sum())].to(self.device)
+        # Up to the end token, not over the ids that differ from padding: id 0 pads, but it is also the BPE
+        # piece "!" (as in "hello!(world)"), which counts.
+        return ids[: _end_of_text(ids, self._tokenizer) + 1].to(self.device)
 
     def _decode(
         self, queries: torch.Tensor, targets: torch.Tensor, image_tokens: torch.Tensor
@@ -162,6 +168,18 @@ class CocaSlowScorer:
 
     def __repr__(self) -> str:
         return f"CocaSlowScorer(key={self.key!r}, device={self.device!r})"
+
+
+def score_batch(targets: int, vocabulary: int) -> int:
+    """How many candidates decode together for a query of `targets` scored tokens: as many as the logits'
+    byte budget allows (`LOGITS_BUDGET_BYTES`), at least 1 and at most `SCORE_BATCH`."""
+    per_candidate = max(1, targets) * vocabulary * 4  # float32 logits
+    return max(1, min(SCORE_BATCH, LOGITS_BUDGET_BYTES // per_candidate))
+
+
+def _end_of_text(ids: torch.Tensor, tokenizer: open_clip.SimpleTokenizer) -> int:
+    """Position of the first `<end_of_text>` in a tokenised text (the tokenizer always writes one)."""
+    return int((ids == tokenizer.eot_token_id).nonzero()[0])
 
 
 def _causal_self_attention(block: ResidualAttentionBlock, x: torch.Tensor) -> torch.Tensor:
@@ -214,8 +232,10 @@ def naive_log_likelihoods(scorer: CocaSlowScorer, text: str, tokens: torch.Tenso
     """The reference: log p(text | image) the way open_clip's own forward pass and caption loss compute it.
 
     The 76-token padded text, repeated for each candidate, through CoCa's full forward pass, a log-softmax over
-    the whole vocabulary at every position, then the targets' log-probabilities summed over the real tokens.
-    Slow on purpose: the benchmark times it and the tests check `score_tokens` against it.
+    the whole vocabulary at every position, then the targets' log-probabilities summed over the real tokens,
+    up to `<end_of_text>`. (open_clip's caption loss skips every target of id 0 instead: padding, but also the
+    piece "!", whose term belongs to the text's likelihood.) Slow on purpose: the benchmark times it and the
+    tests check `score_tokens` against it.
     """
     model = scorer._model
     with torch.inference_mode(), scorer._autocast():
@@ -227,4 +247,5 @@ def naive_log_likelihoods(scorer: CocaSlowScorer, text: str, tokens: torch.Tenso
         log_probs = output["logits"].float().log_softmax(-1)
         labels = output["labels"]
         picked = log_probs.gather(-1, labels[..., None])[..., 0]
-        return (picked * (labels != model.pad_id)).sum(-1).cpu().numpy()
+        real = torch.arange(labels.shape[1], device=labels.device) < _end_of_text(texts[0], scorer._tokenizer)
+        return (picked * real).sum(-1).cpu().numpy()

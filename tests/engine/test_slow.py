@@ -19,15 +19,20 @@ from engine.models import coca
 from engine.models.base import SlowScorer, TokenSlowScorer
 from engine.models.coca import CocaSlowScorer, naive_log_likelihoods
 from engine.models.loader import clear_cache, load_fast, load_slow
-from engine.models.presets import PRESETS, paired_slow
+from engine.models.presets import PRESETS, paired_slow, parse_model_spec
 
 QUERIES = [
     "two kids flying a red kite on a beach",
     "a dog",
     "",
+    # "!(" tokenises to id 0, the padding id, then "(": a real token all the same.
+    'a t-shirt saying "hello!(world)"',
     # Longer than the 76-token context: truncated, and still ends with <end_of_text>.
     " ".join(["a red square next to a blue circle"] * 12),
 ]
+#: How far the fused scorer may be from open_clip's own pass: 1e-4, or float32's seventh digit on the long
+#: query's sum of 75 terms (hundreds of nats).
+ATOL, RTOL = 1e-4, 1e-6
 
 
 def scene(colour: tuple[int, int, int], box: tuple[int, int, int, int] = (20, 20, 50, 50)) -> Image.Image:
@@ -53,17 +58,46 @@ def tiny() -> CocaSlowScorer:
     return scorer
 
 
+def randomise_norms_and_biases(model: torch.nn.Module, seed: int = 0) -> None:
+    """Give every LayerNorm a gain in [0.5, 1.5) and a bias, and every attention and MLP layer a bias: random
+    initialisation leaves them at one and zero, where the scorer's LayerNorm and bias folds vanish."""
+    generator = torch.Generator().manual_seed(seed)
+
+    def draw(like: torch.Tensor, scale: float, offset: float = 0.0) -> torch.Tensor:
+        return offset + scale * torch.randn(like.shape, generator=generator)
+
+    with torch.no_grad():
+        for module in model.modules():
+            if isinstance(module, torch.nn.LayerNorm):
+                module.weight.copy_(0.5 + torch.rand(module.weight.shape, generator=generator))
+                module.bias.copy_(draw(module.bias, 0.2))
+            elif isinstance(module, torch.nn.MultiheadAttention):
+                module.in_proj_bias.copy_(draw(module.in_proj_bias, 0.2))
+            elif isinstance(module, torch.nn.Linear) and module.bias is not None:  # out_proj, c_fc, c_proj
+                module.bias.copy_(draw(module.bias, 0.2))
+
+
+def randomised(spec: str) -> CocaSlowScorer:
+    # Built afresh, not through the loader: its cached scorer must keep open_clip's initialisation.
+    scorer = CocaSlowScorer.load(parse_model_spec(spec), "cpu")
+    randomise_norms_and_biases(scorer._model)
+    return scorer
+
+
 def padded_log_likelihoods(
     scorer: CocaSlowScorer, text: str, tokens: torch.Tensor, length: int
 ) -> np.ndarray:
-    """open_clip's forward pass and caption loss on the text padded (or trimmed) to `length` tokens."""
+    """open_clip's forward pass on the text padded (or trimmed) to `length` tokens, summed over the targets up
+    to <end_of_text>."""
     model = scorer._model
-    ids = scorer._tokenizer([text])[:, :length].expand(len(tokens), -1)
+    ids = scorer._tokenizer([text])
+    end = int((ids[0] == scorer._tokenizer.eot_token_id).nonzero()[0])
+    ids = ids[:, :length].expand(len(tokens), -1)
     with torch.inference_mode():
         output = model(None, ids, image_latent=torch.zeros(len(tokens), 64), image_embs=tokens)
         labels = output["labels"]
         picked = output["logits"].log_softmax(-1).gather(-1, labels[..., None])[..., 0]
-        return (picked * (labels != model.pad_id)).sum(-1).numpy()
+        return picked[:, :end].sum(-1).numpy()
 
 
 # --- scores -------------------------------------------------------------------------------------------------
@@ -77,8 +111,23 @@ def test_tiny_scores_equal_the_naive_forward_pass(tiny: CocaSlowScorer) -> None:
     for text in QUERIES:
         scores = tiny.score_tokens(text, tokens)
         assert scores.shape == (3,) and scores.dtype == np.float32
-        assert np.allclose(scores, naive_log_likelihoods(tiny, text, tokens), rtol=0, atol=1e-3)
+        assert np.allclose(scores, naive_log_likelihoods(tiny, text, tokens), rtol=RTOL, atol=ATOL)
     assert np.array_equal(tiny.score(text, SCENES), scores)
+
+
+def test_scores_equal_the_naive_pass_with_random_layer_norms_and_biases() -> None:
+    # Every fold of the fused pass at work: LayerNorm gains and biases, key, value and MLP biases.
+    scorer = randomised("tiny-test-slow")
+    tokens = scorer.image_tokens(SCENES)
+    for text in QUERIES:
+        expected = naive_log_likelihoods(scorer, text, tokens)
+        assert np.allclose(scorer.score_tokens(text, tokens), expected, rtol=RTOL, atol=ATOL), text
+    # The randomisation reaches the scores: the same query scores differently than with ones and zeros.
+    assert not np.allclose(
+        scorer.score_tokens(QUERIES[0], tokens),
+        naive_log_likelihoods(load_slow("tiny-test-slow", device="cpu"), QUERIES[0], tokens),
+        atol=0.1,
+    )
 
 
 @pytest.mark.slow
@@ -88,9 +137,59 @@ def test_coca_vit_b_32_scores_equal_the_naive_forward_pass() -> None:
     tokens = scorer.image_tokens(SCENES[:2])
     text = QUERIES[0]
     scores = scorer.score_tokens(text, tokens)
-    assert np.allclose(scores, naive_log_likelihoods(scorer, text, tokens), rtol=0, atol=1e-3)
+    assert np.allclose(scores, naive_log_likelihoods(scorer, text, tokens), rtol=RTOL, atol=ATOL)
     # open_clip leaves CoCa's output projection uninitialised without weights: no uniform likelihood here.
     assert scores[0] != scores[1]
+
+
+@pytest.mark.slow
+def test_coca_vit_b_32_with_random_layer_norms_and_biases_equals_the_naive_pass() -> None:
+    scorer = randomised("coca-vit-b-32@random")
+    tokens = scorer.image_tokens(SCENES[:2])
+    for text in QUERIES[:2]:
+        expected = naive_log_likelihoods(scorer, text, tokens)
+        assert np.allclose(scorer.score_tokens(text, tokens), expected, rtol=RTOL, atol=ATOL), text
+
+
+def test_a_query_with_an_exclamation_mark_keeps_every_term(tiny: CocaSlowScorer) -> None:
+    # "!(" is the BPE piece "!" (id 0, the padding id) then "(": counting the ids that differ from padding
+    # cut the query short, and its <end_of_text> term was lost.
+    text = 'a t-shirt saying "hello!(world)"'
+    ids = tiny._query_ids(text).tolist()
+    assert 0 in ids and ids[0] == tiny._tokenizer.sot_token_id and ids[-1] == tiny._tokenizer.eot_token_id
+    tokens = tiny.image_tokens(SCENES)
+    expected = padded_log_likelihoods(tiny, text, tokens, 76)
+    assert np.allclose(tiny.score_tokens(text, tokens), expected, rtol=RTOL, atol=ATOL)
+
+
+def test_a_long_query_decodes_fewer_candidates_at_a_time_and_scores_the_same(
+    tiny: CocaSlowScorer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    vocabulary = tiny._model.text_decoder.text_projection.shape[1]
+    # A 9-token query fills a batch; a 76-token one takes a seventh of it, its logits within the budget.
+    assert coca.score_batch(8, vocabulary) == coca.SCORE_BATCH
+    assert 1 <= coca.score_batch(75, vocabulary) < coca.score_batch(20, vocabulary) < coca.SCORE_BATCH
+    assert coca.score_batch(75, vocabulary) * 75 * vocabulary * 4 <= coca.LOGITS_BUDGET_BYTES
+    assert coca.score_batch(75, 10**9) == 1  # never none at all
+
+    long = QUERIES[-1]
+    assert len(tiny._query_ids(long)) == 76
+    tokens = tiny.image_tokens(SCENES * 3)
+    together = tiny.score_tokens(long, tokens)
+    batches: list[int] = []
+    decode = CocaSlowScorer._decode
+
+    def counted(self, queries, targets, image_tokens):
+        batches.append(len(image_tokens))
+        return decode(self, queries, targets, image_tokens)
+
+    monkeypatch.setattr(CocaSlowScorer, "_decode", counted)
+    monkeypatch.setattr(coca, "LOGITS_BUDGET_BYTES", 2 * 75 * vocabulary * 4)  # two long queries' logits
+    assert np.allclose(tiny.score_tokens(long, tokens), together, rtol=RTOL, atol=ATOL)
+    assert batches == [2, 2, 2, 2, 1]
+    batches.clear()
+    tiny.score_tokens("a dog", tokens)  # a short query still goes in one batch
+    assert batches == [9]
 
 
 def test_padding_takes_no_part_in_the_score(tiny: CocaSlowScorer) -> None:

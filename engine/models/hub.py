@@ -3,6 +3,11 @@
 huggingface_hub honours HF_ENDPOINT, HF_HOME, HF_HUB_CACHE and HF_HUB_OFFLINE. Offline, its own download call
 retries an unreachable endpoint for about 23 seconds before giving up, so a cache miss is first checked with one
 quick request that is never retried: with no network the user hears why within a second or so.
+
+A preset names the file open_clip's registry names (`open_clip_pytorch_model.bin`); like open_clip, Glimpse
+prefers the repository's safetensors twin (`open_clip_model.safetensors`) where it has one, since it loads
+without unpickling, and takes whichever of the two is already cached: open_clip's own downloads land in the
+same huggingface_hub cache, so weights open_clip fetched are used as they are.
 """
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ from huggingface_hub import (
     hf_hub_url,
     try_to_load_from_cache,
 )
-from huggingface_hub.errors import HfHubHTTPError, OfflineModeIsEnabled
+from huggingface_hub.errors import EntryNotFoundError, HfHubHTTPError, OfflineModeIsEnabled
 
 from engine.errors import ModelUnavailable, UsageError
 from engine.models.presets import Preset, parse_model_spec
@@ -44,11 +49,29 @@ def download(spec: str) -> Path:
     return weights_path(model.preset)
 
 
+def weights_files(preset: Preset) -> tuple[str, ...]:
+    """The files of the preset's hub repository that can hold its weights, preferred first: open_clip's order.
+
+    open_clip (`pretrained._get_safe_alternatives`) tries `open_clip_model.safetensors` before its default
+    `open_clip_pytorch_model.bin`, and `NAME.safetensors` before any other `NAME.bin` or `NAME.pth`.
+    """
+    _, filename = _hub_file(preset)
+    if filename == "open_clip_pytorch_model.bin":
+        return ("open_clip_model.safetensors", filename)
+    if filename.endswith((".bin", ".pth")):
+        return (filename[:-4] + ".safetensors", filename)
+    return (filename,)
+
+
 def cached_weights(preset: Preset) -> Path | None:
-    """The preset's weights file in the local cache, or None."""
-    repo, filename = _hub_file(preset)
-    found = try_to_load_from_cache(repo, filename)
-    return Path(found) if isinstance(found, str) else None
+    """The preset's weights file in the local cache (the safetensors one first), or None."""
+    repo, _ = _hub_file(preset)
+    for filename in weights_files(preset):
+        # A str is a cached file; huggingface_hub also remembers files the hub said it did not have.
+        found = try_to_load_from_cache(repo, filename)
+        if isinstance(found, str):
+            return Path(found)
+    return None
 
 
 def weights_path(preset: Preset) -> Path:
@@ -69,15 +92,27 @@ def weights_path(preset: Preset) -> Path:
     if constants.is_offline_mode():
         raise ModelUnavailable(f"{missing} HF_HUB_OFFLINE forbids downloading them: unset it and {fixes}")
     try:
-        get_hf_file_metadata(url, timeout=PROBE_TIMEOUT_S)
+        served = _first_on_hub(repo, weights_files(preset))
     except (httpx2.TransportError, OfflineModeIsEnabled) as error:
         raise ModelUnavailable(f"{missing} the hub cannot be reached ({_reason(error)}): {fixes}") from error
     except HfHubHTTPError as error:
         raise ModelUnavailable(f"{missing} the hub did not serve them ({_reason(error)}): {fixes}") from error
     try:
-        return Path(hf_hub_download(repo, filename, library_name="glimpse"))
+        return Path(hf_hub_download(repo, served, library_name="glimpse"))
     except (httpx2.HTTPError, HfHubHTTPError, OSError) as error:  # OSError: disk full, cache unwritable…
         raise ModelUnavailable(f"{missing} their download failed ({_reason(error)}): {fixes}") from error
+
+
+def _first_on_hub(repo: str, filenames: tuple[str, ...]) -> str:
+    """The first of `filenames` that the hub has in `repo`: one quick request each, never retried."""
+    for filename in filenames[:-1]:
+        try:
+            get_hf_file_metadata(hf_hub_url(repo, filename), timeout=PROBE_TIMEOUT_S)
+            return filename
+        except EntryNotFoundError:
+            continue  # not in this repository: the next one
+    get_hf_file_metadata(hf_hub_url(repo, filenames[-1]), timeout=PROBE_TIMEOUT_S)
+    return filenames[-1]
 
 
 def _hub_file(preset: Preset) -> tuple[str, str]:

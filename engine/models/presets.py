@@ -49,7 +49,10 @@ class Preset:
     pretrained: str | None
     #: Hugging Face hub repository the weights are fetched from (as open_clip's registry names it).
     hf_repo: str | None
-    #: File name of the weights inside `hf_repo`.
+    #: File name of the weights: inside `hf_repo` as open_clip's registry names it (its default,
+    #: `open_clip_pytorch_model.bin`, for every hub preset; like open_clip, the download prefers the
+    #: repository's `open_clip_model.safetensors` where it has one, see `hub.weights_files`), or in
+    #: resources/models/ for a shipped checkpoint.
     weights_file: str | None
     #: Width of the embeddings.
     dim: int

@@ -14,6 +14,7 @@ from pathlib import Path
 import huggingface_hub.constants
 import numpy as np
 import open_clip
+import open_clip.pretrained
 import pytest
 import torch
 from PIL import Image
@@ -150,7 +151,8 @@ def test_device_resolution(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_tiny_test_embeds_images_and_texts_into_one_unit_norm_space() -> None:
     encoder = load_fast("tiny-test", device="cpu")
     assert isinstance(encoder, FastEncoder)
-    assert (encoder.key, encoder.dim, encoder.device) == ("tiny-test", 32, "cpu")
+    assert (encoder.dim, encoder.device, encoder.precision) == (32, "cpu", "int8")
+    assert encoder.key == "tiny-test+int8"  # int8 vectors are a vector space of their own
 
     images = encoder.embed_images([scene((200, 30, 30)), scene((30, 30, 200), (40, 120))])
     texts = encoder.embed_texts(["a red square", "a blue square", "a dog"])
@@ -184,7 +186,7 @@ def test_tiny_test_is_the_same_model_on_every_load_and_leaves_the_global_rng_alo
 
 def test_vit_b_32_at_random_builds_the_real_architecture() -> None:
     encoder = load_fast("vit-b-32@random")
-    assert (encoder.key, encoder.dim) == ("vit-b-32@random", 512)
+    assert (encoder.key, encoder.dim) == ("vit-b-32@random+int8", 512)
     assert encoder.prepare(scene((10, 10, 10))).shape == (3, 224, 224)
     vectors = np.concatenate(
         [encoder.embed_images([scene((10, 90, 10))]), encoder.embed_texts(["a green square"])]
@@ -259,6 +261,27 @@ def loopback_hub() -> Iterator[HubServer]:
         yield server
 
 
+TINY_HUB = Preset(
+    name="tiny-hub",
+    description="tiny-test's architecture with weights published on a loopback hub",
+    architecture="glimpse-tiny",
+    pretrained="loopback",
+    hf_repo="glimpse-tests/tiny-clip",
+    weights_file="open_clip_pytorch_model.bin",
+    dim=32,
+    download_mb=13,
+    offline=False,
+)
+
+
+def publish(hub: HubServer, folder: Path, filename: str, seed: int) -> tuple[str, torch.nn.Module]:
+    """Publish a tiny CLIP's weights as `filename` of the tiny-hub repository → (URL path, the model)."""
+    model = tiny_weights(folder / filename, seed=seed)
+    url_path = f"/{TINY_HUB.hf_repo}/resolve/main/{filename}"
+    hub.files[url_path] = (folder / filename).read_bytes()
+    return url_path, model
+
+
 def test_first_run_downloads_the_weights_into_the_cache_once(
     hub_env: Callable[[str], Path],
     loopback_hub: HubServer,
@@ -266,22 +289,11 @@ def test_first_run_downloads_the_weights_into_the_cache_once(
     tmp_path: Path,
     capfd: pytest.CaptureFixture[str],
 ) -> None:
-    preset = Preset(
-        name="tiny-hub",
-        description="tiny-test's architecture with weights published on a loopback hub",
-        architecture="glimpse-tiny",
-        pretrained="loopback",
-        hf_repo="glimpse-tests/tiny-clip",
-        weights_file="open_clip_pytorch_model.bin",
-        dim=32,
-        download_mb=13,
-        offline=False,
-    )
+    preset = TINY_HUB
     monkeypatch.setitem(PRESETS, preset.name, preset)
-    published = tmp_path / "published.bin"
-    model = tiny_weights(published, seed=11)
-    url_path = f"/{preset.hf_repo}/resolve/main/{preset.weights_file}"
-    loopback_hub.files[url_path] = published.read_bytes()
+    # A repository with the .bin only, as some of open_clip's have: the safetensors one is looked for first.
+    url_path, model = publish(loopback_hub, tmp_path, "open_clip_pytorch_model.bin", seed=11)
+    published = tmp_path / "open_clip_pytorch_model.bin"
     cache = hub_env(loopback_hub.endpoint)
     # hf_hub_download shows its bar only on a terminal; this is huggingface_hub's switch to show it anyway.
     monkeypatch.setenv("TQDM_POSITION", "-1")
@@ -304,3 +316,52 @@ def test_first_run_downloads_the_weights_into_the_cache_once(
     clear_cache()
     assert load_fast("tiny-hub").key == "tiny-hub"
     assert loopback_hub.downloads == [url_path]
+
+
+def test_the_safetensors_weights_are_downloaded_where_the_repository_has_them(
+    hub_env: Callable[[str], Path], loopback_hub: HubServer, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setitem(PRESETS, TINY_HUB.name, TINY_HUB)
+    publish(loopback_hub, tmp_path, "open_clip_pytorch_model.bin", seed=11)
+    safe_path, safe_model = publish(loopback_hub, tmp_path, "open_clip_model.safetensors", seed=12)
+    hub_env(loopback_hub.endpoint)
+    monkeypatch.setenv(PRECISION_ENV, "fp32")
+
+    encoder = load_fast("tiny-hub")
+    assert loopback_hub.downloads == [safe_path]  # and never the .bin
+    assert download("tiny-hub").name == "open_clip_model.safetensors"
+    image = scene((240, 120, 0))
+    assert np.allclose(
+        encoder.embed_images([image]), reference_image_embedding(safe_model, encoder, image), atol=1e-6
+    )
+
+
+@pytest.mark.parametrize(
+    "published",
+    [("open_clip_model.safetensors", "open_clip_pytorch_model.bin"), ("open_clip_pytorch_model.bin",)],
+)
+def test_weights_that_open_clip_downloaded_are_used_offline(
+    hub_env: Callable[[str], Path],
+    loopback_hub: HubServer,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    published: tuple[str, ...],
+) -> None:
+    monkeypatch.setitem(PRESETS, TINY_HUB.name, TINY_HUB)
+    models = {name: publish(loopback_hub, tmp_path, name, seed=20 + i)[1] for i, name in enumerate(published)}
+    hub_env(loopback_hub.endpoint)
+    monkeypatch.setenv(PRECISION_ENV, "fp32")
+    # open_clip's own download, as `open_clip.create_model(..., pretrained=...)` does it for a hub tag.
+    filled = Path(open_clip.pretrained.download_pretrained_from_hf(TINY_HUB.hf_repo))
+    assert filled.name == published[0]
+    fetched = list(loopback_hub.downloads)
+
+    loopback_hub.files.clear()
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    importlib.reload(huggingface_hub.constants)
+    assert is_available("tiny-hub") and download("tiny-hub") == filled
+    encoder = load_fast("tiny-hub")
+    assert loopback_hub.downloads == fetched  # nothing more
+    image = scene((90, 20, 160))
+    expected = reference_image_embedding(models[published[0]], encoder, image)
+    assert np.allclose(encoder.embed_images([image]), expected, atol=1e-6)

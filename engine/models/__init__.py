@@ -11,6 +11,10 @@ from typing import TYPE_CHECKING, Any
 
 from engine.models.presets import DEFAULT_PRESET, PRESETS, ModelSpec, Preset, paired_slow, parse_model_spec
 
+#: Overrides the Fast towers' precision for open_clip presets: auto (int8 on a CPU when it agrees with fp32),
+#: fp32 or int8 (engine/models/openclip.py).
+PRECISION_ENV = "GLIMPSE_FAST_PRECISION"
+
 if TYPE_CHECKING:
     from engine.models.base import FastEncoder, SlowScorer, TokenSlowScorer
     from engine.models.hub import download, is_available
@@ -40,6 +44,7 @@ def __getattr__(name: str) -> Any:
 
 __all__ = [
     "DEFAULT_PRESET",
+    "PRECISION_ENV",
     "PRESETS",
     "FastEncoder",
     "ModelSpec",

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import os
 import threading
 from typing import Any
 
 import torch
 
 from engine.errors import UsageError
+from engine.models import PRECISION_ENV
 from engine.models.base import FastEncoder, SlowScorer
 from engine.models.presets import CHECKPOINT, Kind, ModelSpec, parse_model_spec
 
@@ -28,9 +30,13 @@ def resolve_device(device: str = "auto") -> str:
     return device
 
 
-def load_fast(spec: str, device: str = "auto") -> FastEncoder:
-    """The Fast encoder named by `spec` (NAME, NAME@random or NAME@/path/to/weights), loaded once per process."""
-    return _load(spec, "fast", device)
+def load_fast(spec: str, device: str = "auto", precision: str | None = None) -> FastEncoder:
+    """The Fast encoder named by `spec` (NAME, NAME@random or NAME@/path/to/weights), loaded once per process.
+
+    `precision` ("auto", "fp32", "int8"; None: $GLIMPSE_FAST_PRECISION, else auto) applies to open_clip presets;
+    the encoder's `key` says which one its image tower runs in, and so names the vector space it embeds into.
+    """
+    return _load(spec, "fast", device, precision or os.environ.get(PRECISION_ENV) or "auto")
 
 
 def load_slow(spec: str, device: str = "auto") -> SlowScorer:
@@ -40,7 +46,7 @@ def load_slow(spec: str, device: str = "auto") -> SlowScorer:
 
     `presets.paired_slow` gives the Slow spec that goes with a Fast one.
     """
-    return _load(spec, "slow", device)
+    return _load(spec, "slow", device, None)
 
 
 def clear_cache() -> None:
@@ -49,17 +55,17 @@ def clear_cache() -> None:
         _loaded.clear()
 
 
-def _load(spec: str, kind: Kind, device: str) -> Any:
+def _load(spec: str, kind: Kind, device: str, precision: str | None) -> Any:
     model = _parsed(spec, kind)
     resolved = resolve_device(device)
-    cache_key = (kind, model.key, resolved)
+    cache_key = (kind, model.key, resolved, precision)
     with _loading:
         if cache_key not in _loaded:
-            _loaded[cache_key] = _build(model, kind, resolved)
+            _loaded[cache_key] = _build(model, kind, resolved, precision)
         return _loaded[cache_key]
 
 
-def _build(model: ModelSpec, kind: Kind, device: str) -> Any:
+def _build(model: ModelSpec, kind: Kind, device: str, precision: str | None) -> Any:
     if model.preset.architecture == CHECKPOINT:
         from engine.models.checkpoints import load_checkpoint_fast, load_checkpoint_slow
 
@@ -71,7 +77,7 @@ def _build(model: ModelSpec, kind: Kind, device: str) -> Any:
     if kind == "fast":
         from engine.models.openclip import OpenClipFastEncoder
 
-        return OpenClipFastEncoder.load(model, device)
+        return OpenClipFastEncoder.load(model, device, precision)
     from engine.models.coca import CocaSlowScorer
 
     return CocaSlowScorer.load(model, device)

@@ -23,14 +23,12 @@ from open_clip.transformer import MultimodalTransformer
 from PIL import Image
 
 from engine.errors import ModelUnavailable, UsageError
-from engine.models import hub
+from engine.models import PRECISION_ENV, hub
 from engine.models.base import FastEncoder
 from engine.models.presets import ARCHITECTURES, ModelSpec
 
 log = logging.getLogger(__name__)
 
-#: Overrides the Fast towers' precision: auto (int8 on a CPU when it agrees with fp32), fp32 or int8.
-PRECISION_ENV = "GLIMPSE_FAST_PRECISION"
 PRECISIONS = ("auto", "fp32", "int8")
 #: int8 on a CPU when its self-check at load agrees with fp32, else fp32: indexing then runs at about 1.5x the
 #: bare fp32 image tower's speed (docs/benchmarks.md, "Indexing"). The int8 layers quantise each token on its

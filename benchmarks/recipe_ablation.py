@@ -39,6 +39,8 @@ class Variant:
     fast: dict = field(default_factory=dict)
     slow: dict = field(default_factory=dict)
     captions_per_image: int = 5
+    hard_group: int = 1
+    contrast: float = 0.0
 
 
 _OLD_FAST = {"image_tokens": "all", "dropout": 0.1}
@@ -55,6 +57,11 @@ VARIANTS = {
     "one-caption": Variant(captions_per_image=1),
     "dropout": Variant(fast={"dropout": 0.1}, slow={"dropout": 0.1}),
     "bidirectional": Variant(slow={"directions": 2}),
+    # Batches of word-mined pairs (a scene beside the scene its captions' words describe best); for the Slow
+    # model, with the term that ranks a caption's own image above its pair's.
+    "hard-pairs": Variant(hard_group=2),
+    "hard-pairs-contrast": Variant(hard_group=2, contrast=1.0),
+    "hard-quads-contrast": Variant(hard_group=4, contrast=1.0),
 }
 
 
@@ -62,7 +69,13 @@ def run(data: RetrievalSet, role: str, name: str, steps: int, seed: int, work: P
     variant = VARIANTS[name]
     size = variant.image_size
     options = TrainOptions(
-        steps=steps, seed=seed, image_size=size, captions_per_image=variant.captions_per_image, progress=False
+        steps=steps,
+        seed=seed,
+        image_size=size,
+        captions_per_image=variant.captions_per_image,
+        hard_group=variant.hard_group,
+        contrast=variant.contrast,
+        progress=False,
     )
     out = work / f"{role}-{name}.pt"
     trunk = TrunkConfig(image_size=size, patch=variant.patch)

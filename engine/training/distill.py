@@ -38,6 +38,7 @@ from engine.models.checkpoints import load_checkpoint_fast, read_checkpoint, sav
 from engine.models.visual_trunk import normalise
 from engine.training.datasets import RetrievalSet
 from engine.training.losses import info_nce
+from engine.training.mining import mine_groups
 from engine.training.train import (
     TrainingData,
     TrainOptions,
@@ -84,30 +85,6 @@ class Prepared:
     seconds: float
     #: (C,) how much each caption counts (the teacher's confidence in it); None: all alike.
     weights: torch.Tensor | None = None
-
-
-def mine_groups(
-    image_vectors: np.ndarray, query_vectors: np.ndarray, group: int, rng: random.Random
-) -> torch.Tensor:
-    """Partition images into groups of `group` that a Fast model confuses → (N // group, group).
-
-    Greedy: visit images in random order; an unassigned image takes the group-1 unassigned images its query
-    vector (the mean embedding of its captions) ranks highest. Images left over (fewer than a group) are
-    dropped.
-    """
-    order = list(range(len(image_vectors)))
-    rng.shuffle(order)
-    free = np.ones(len(image_vectors), dtype=bool)
-    groups: list[list[int]] = []
-    for image in order:
-        if not free[image] or free.sum() < group:
-            continue
-        free[image] = False
-        similarity = np.where(free, image_vectors @ query_vectors[image], -np.inf)
-        partners = np.argpartition(-similarity, group - 2)[: group - 1].tolist()
-        free[partners] = False
-        groups.append([image, *partners])
-    return torch.tensor(groups, dtype=torch.long).view(-1, group)
 
 
 def _mined(

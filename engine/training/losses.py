@@ -39,20 +39,46 @@ def info_nce(
 
 
 def caption_loss(
-    model: CaptionScorer, images: torch.Tensor, tokens: torch.Tensor, image_of_row: torch.Tensor
+    model: CaptionScorer,
+    images: torch.Tensor,
+    tokens: torch.Tensor,
+    image_of_row: torch.Tensor,
+    negatives_of_row: torch.Tensor | None = None,
+    contrast: float = 0.0,
 ) -> torch.Tensor:
     """Mean cross-entropy per target token: the captioning loss the Slow model is trained with.
 
     Row r of `tokens` captions image `image_of_row[r]`: an image with several captions is encoded once. A
-    bi-directional model averages the loss of its two decoders.
+    bi-directional model averages the loss of its two decoders. With `negatives_of_row` (R, K) (images of the
+    batch that row r does not caption), `contrast` × the cross-entropy of each caption's own image among it
+    and its K negatives, under the model's own score log p(text | image), is added: the captioning loss
+    spends its gradient on every word alike, most of them predictable from the words before; this term
+    spends it on the few words that tell an image from its hardest neighbour, which is what ranking needs.
     """
-    visual = model.encode_images(images)[image_of_row]
-    loss = _token_cross_entropy(model.next_token_logits(visual, tokens), tokens)
+    visual = model.encode_images(images)
+    loss, own = _caption_terms(model, visual[image_of_row], tokens)
+    if negatives_of_row is None or contrast == 0:
+        return loss
+    negatives = negatives_of_row.shape[1]
+    against = model.log_likelihood(
+        visual[negatives_of_row.flatten()], tokens.repeat_interleave(negatives, dim=0)
+    ).view(-1, negatives)
+    scores = torch.cat([own.unsqueeze(1), against], dim=1)
+    return loss + contrast * functional.cross_entropy(scores, torch.zeros_like(image_of_row))
+
+
+def _caption_terms(
+    model: CaptionScorer, visual: torch.Tensor, tokens: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(mean token cross-entropy, each row's log p(text | image)), from one decoding per direction."""
+    directions = [(tokens, False)]
     if model.config.directions == 2:
-        reverse = reversed_captions(tokens)
-        loss = (loss + _token_cross_entropy(model.next_token_logits(visual, reverse, True), reverse)) / 2
-    return loss
-
-
-def _token_cross_entropy(logits: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
-    return functional.cross_entropy(logits.flatten(0, 1), tokens[:, 1:].flatten(), ignore_index=0)
+        directions.append((reversed_captions(tokens), True))
+    losses, scores = [], []
+    for rows, backward in directions:
+        log_probs = functional.log_softmax(model.next_token_logits(visual, rows, backward).float(), dim=-1)
+        targets = rows[:, 1:]
+        picked = log_probs.gather(-1, targets.unsqueeze(-1)).squeeze(-1) * (targets != 0)
+        losses.append(-picked.sum() / (targets != 0).sum())
+        scores.append(picked.sum(1))
+    return sum(losses) / len(losses), sum(scores) / len(scores)

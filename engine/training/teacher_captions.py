@@ -38,7 +38,8 @@ from engine.errors import UsageError
 from engine.models.caption_scorer import CaptionScorer, Generation
 from engine.models.checkpoints import Checkpoint, CheckpointFastEncoder, read_checkpoint
 from engine.models.visual_trunk import image_pixels, normalise
-from engine.training.distill import DistillOptions, Prepared, mine_groups, score_groups, train_prepared
+from engine.training.distill import DistillOptions, Prepared, score_groups, train_prepared
+from engine.training.mining import mine_groups
 from engine.training.train import TrainingData, TrainOptions, TrainReport
 
 #: Images the teacher writes captions for per decoder pass.

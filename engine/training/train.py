@@ -18,7 +18,7 @@ import math
 import random
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -35,6 +35,7 @@ from engine.models.visual_trunk import TrunkConfig, image_pixels, normalise
 from engine.models.vocabulary import Vocabulary
 from engine.training.datasets import Item, RetrievalSet, load_frames
 from engine.training.losses import caption_loss, info_nce
+from engine.training.mining import mine_groups, word_vectors
 
 #: The learning rate warms up from zero over this share of the budget, or this many steps if fewer.
 WARMUP_SHARE = 0.05
@@ -61,6 +62,11 @@ class TrainOptions:
     min_word_count: int = 2
     #: Captions per image in a Fast batch: each image is embedded once for all of them.
     captions_per_image: int = 5
+    #: Batches of whole groups of this many images whose captions share their words (a scene and its hardest
+    #: neighbours); 1: random batches.
+    hard_group: int = 1
+    #: Slow only: weight of the term that ranks each caption's own image above its group's others.
+    contrast: float = 0.0
     #: Show a progress bar on stderr.
     progress: bool = True
 
@@ -255,7 +261,24 @@ def seeded(options: TrainOptions) -> random.Random:
     return random.Random(options.seed)
 
 
-def epochs(count: int, batch: int, rng: random.Random):
+def image_batches(
+    data: TrainingData, options: TrainOptions, size: int, rng: random.Random
+) -> Iterator[list[int]]:
+    """Endless batches of `size` images: at random, or whole groups of `options.hard_group` images whose
+    captions share their words, each group's images side by side."""
+    if options.hard_group <= 1:
+        return epochs(len(data.pixels), size, rng)
+    if size % options.hard_group:
+        raise UsageError(f"A batch of {size} images does not hold whole groups of {options.hard_group}.")
+    vectors = word_vectors(data.tokens, data.captions_of_image, len(data.vocabulary))
+    groups = mine_groups(vectors, vectors, options.hard_group, rng).tolist()
+    return (
+        [i for g in batch for i in groups[g]]
+        for batch in epochs(len(groups), size // options.hard_group, rng)
+    )
+
+
+def epochs(count: int, batch: int, rng: random.Random) -> Iterator[list[int]]:
     """Endless batches of indices 0..count-1, reshuffled every epoch; the last short batch is dropped."""
     while True:
         order = list(range(count))
@@ -302,15 +325,27 @@ def train_slow(
     _check_image_size(config.trunk, size)
     model = CaptionScorer(config).to(options.device)
     # Every caption of an image in one batch: the CNN runs once for five captions' worth of signal.
-    batches = epochs(len(data.pixels), max(1, options.batch_size // 2), rng)
+    batches = image_batches(data, options, max(1, options.batch_size // 2), rng)
+    group = options.hard_group
 
     def step() -> torch.Tensor:
         images = next(batches)
         captions = [c for i in images for c in data.captions_of_image[i]]
         image_of_row = torch.tensor([row for row, i in enumerate(images) for _ in data.captions_of_image[i]])
         tokens = data.batch_tokens(captions).to(options.device)
+        negatives = None
+        if group > 1 and options.contrast > 0:
+            # A row's negatives are the other images of its image's group, which sit beside it in the batch.
+            first = image_of_row // group * group
+            others = torch.arange(1, group)
+            negatives = first.unsqueeze(1) + (image_of_row - first).unsqueeze(1).add(others) % group
         return caption_loss(
-            model, _images(data, images, options.device), tokens, image_of_row.to(options.device)
+            model,
+            _images(data, images, options.device),
+            tokens,
+            image_of_row.to(options.device),
+            None if negatives is None else negatives.to(options.device),
+            options.contrast,
         )
 
     run = optimise(model, step, options, "training slow")
@@ -364,7 +399,7 @@ def train_fast(
     size = image_size_for(options, init)
     data = TrainingData.load(dataset, init_vocabulary(init), options, size)
     model = fast_model(data, options, init, size, architecture)
-    batches = epochs(len(data.pixels), options.batch_size, rng)
+    batches = image_batches(data, options, options.batch_size, rng)
 
     def step() -> torch.Tensor:
         images = next(batches)

@@ -13,7 +13,8 @@ import torch
 from engine.models.caption_scorer import CaptionScorer, Generation, SlowConfig, reversed_captions
 from engine.models.checkpoints import read_checkpoint
 from engine.models.visual_trunk import TrunkConfig
-from engine.training.distill import DistillOptions, mine_groups, soft_loss
+from engine.training.distill import DistillOptions, soft_loss
+from engine.training.mining import mine_groups
 from engine.training.synth import write_synthetic_set
 from engine.training.teacher_captions import CaptionDistillOptions, _kept, _own_columns
 from engine.training.train import TrainOptions, train_fast, train_slow

@@ -349,6 +349,8 @@ def status(no_daemon: bool, library_dir: Path | None, as_json: bool) -> None:
         return
     click.echo(f"library   {display(report.library)}")
     click.echo(f"model     {report.model or '(not indexed yet)'}")
+    if report.precision:
+        click.echo(f"vectors   {report.precision}")
     click.echo(f"files     {report.media} ({report.images} photos, {report.videos} videos indexed)")
     click.echo(f"frames    {report.frames}")
     click.echo(f"failed    {report.failed}")

@@ -15,6 +15,7 @@ from engine.catalogue import Catalogue, VectorSpace
 from engine.control import RunControl
 from engine.errors import GlimpseError, LibraryError, UsageError
 from engine.lock import WriterLock
+from engine.models import INT8_KEY_SUFFIX
 from engine.models.presets import Preset
 from engine.paths import LOG_FILE, default_library, display, is_inside, to_bytes, to_path
 from engine.results import (
@@ -52,6 +53,11 @@ class CurrentModel:
 
     spec: str
     space: VectorSpace
+
+    @property
+    def precision(self) -> str:
+        """What the vectors were computed in: "int8" when the key says so (engine/models/openclip.py), else fp32."""
+        return "int8" if self.space.key.endswith(INT8_KEY_SUFFIX) else "fp32"
 
 
 class Library:
@@ -249,10 +255,17 @@ class Library:
         previous = self.current_model()
         if previous is not None and previous.space.key != encoder.key:
             count = self.catalogue.counts(None)["media"]
-            notice(
-                f"Switching this library's model from {previous.spec} to {spec}: "
-                f"{count} files will be re-embedded."
-            )
+            if previous.spec == spec:
+                now = "int8" if encoder.key.endswith(INT8_KEY_SUFFIX) else "fp32"
+                notice(
+                    f"This library's vectors were made in {previous.precision} and {spec} runs in {now} here: "
+                    f"its {count} files will be re-embedded, so that it never mixes the two."
+                )
+            else:
+                notice(
+                    f"Switching this library's model from {previous.spec} to {spec}: "
+                    f"{count} files will be re-embedded."
+                )
         self.catalogue.model_id(encoder.key, encoder.dim)
         space = self.catalogue.find_model(encoder.key)
         assert space is not None
@@ -449,6 +462,7 @@ class Library:
             model=self.model,
             folders=self.folders(),
             excluded=self.excluded_folders(),
+            precision=current.precision if current else None,
             **counts,
         )
 

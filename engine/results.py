@@ -167,6 +167,8 @@ class LibraryStatus:
     read: int
     folders: list[Path]
     excluded: list[Path] = field(default_factory=list)  # sub-folders left out of watched folders
+    #: What the library's image vectors were computed in: "int8" or "fp32" (None before the first index).
+    precision: str | None = None
 
     def to_json(self) -> dict:
         data = asdict(self)

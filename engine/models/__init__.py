@@ -14,6 +14,9 @@ from engine.models.presets import DEFAULT_PRESET, PRESETS, ModelSpec, Preset, pa
 #: Overrides the Fast towers' precision for open_clip presets: auto (int8 on a CPU when it agrees with fp32),
 #: fp32 or int8 (engine/models/openclip.py).
 PRECISION_ENV = "GLIMPSE_FAST_PRECISION"
+#: Appended to the vector-space key of an encoder whose image tower runs in int8: its vectors are not fp32's,
+#: so a library never mixes the two.
+INT8_KEY_SUFFIX = "+int8"
 
 if TYPE_CHECKING:
     from engine.models.base import FastEncoder, SlowScorer, TokenSlowScorer
@@ -44,6 +47,7 @@ def __getattr__(name: str) -> Any:
 
 __all__ = [
     "DEFAULT_PRESET",
+    "INT8_KEY_SUFFIX",
     "PRECISION_ENV",
     "PRESETS",
     "FastEncoder",

@@ -23,7 +23,7 @@ from open_clip.transformer import MultimodalTransformer
 from PIL import Image
 
 from engine.errors import ModelUnavailable, UsageError
-from engine.models import PRECISION_ENV, hub
+from engine.models import INT8_KEY_SUFFIX, PRECISION_ENV, hub
 from engine.models.base import FastEncoder
 from engine.models.presets import ARCHITECTURES, ModelSpec
 
@@ -42,9 +42,6 @@ MIN_INT8_COSINE = 0.998
 #: SmoothQuant's migration strength: each smoothed channel's activation range and weight range meet halfway
 #: (factor = activation peak^α / weight peak^(1-α)); measured no worse than 0.75 (docs/models.md, "int8").
 SMOOTHING_ALPHA = 0.5
-#: Appended to the vector-space key of an encoder whose image tower runs in int8: its vectors are not fp32's,
-#: so a library never mixes the two.
-INT8_KEY_SUFFIX = "+int8"
 
 #: The self-check's inputs: pictures drawn from this seed, and these queries. Fixed, so that every process on
 #: a machine decides alike.

@@ -81,6 +81,22 @@ def test_switching_model_re_embeds_and_never_mixes_vectors(writer, media, tmp_pa
     assert writer.check().consistent
 
 
+def test_one_precision_per_library_a_change_re_embeds_and_never_mixes(writer, media, monkeypatch):
+    from engine.models import PRECISION_ENV
+
+    monkeypatch.setenv(PRECISION_ENV, "int8")
+    writer.index([media / "a"], model="tiny-test", read_text=False)
+    assert writer.status().precision == "int8" and writer.current_model().space.key == "tiny-test+int8"
+    monkeypatch.setenv(PRECISION_ENV, "fp32")  # say, the int8 check failed on another computer
+    notices: list[str] = []
+    report = writer.index(notice=notices.append, read_text=False)
+    assert report.updated == 3 and report.images == 3
+    assert notices and "made in int8" in notices[0] and "re-embedded" in notices[0]
+    status = writer.status()
+    assert status.precision == "fp32" and status.frames == 3 and status.pending == 0
+    assert writer.check().consistent
+
+
 def test_a_reader_sees_new_files_without_reopening(tmp_path, media):
     library_dir = tmp_path / "library"
     with Library.open(library_dir, writable=True) as writer:

@@ -123,14 +123,20 @@ def test_word_mining_pairs_a_scene_with_its_twin_before_any_model_is_trained(tmp
     tokens = vocabulary.encode([c for own in captions for c in own])
     captions_of_image = [list(range(5 * i, 5 * i + 5)) for i in range(len(images))]
     vectors = word_vectors(tokens, captions_of_image, len(vocabulary))
-    pairs = mine_groups(vectors, vectors, 2, random.Random(0)).tolist()
 
     def bag(scene: dict) -> list[str]:
         return sorted(str(v) for group in (scene["a"], scene["b"]) for v in group.values())
 
-    twins = [bag(images[a]["scene"]) == bag(images[b]["scene"]) for a, b in pairs]
-    # 80 % of the scenes come with a twin; the greedy pairing finds most of them.
-    assert np.mean(twins) >= 0.6
+    def twins(a: int, b: int) -> bool:
+        return bag(images[a]["scene"]) == bag(images[b]["scene"])
+
+    similarity = vectors @ vectors.T
+    np.fill_diagonal(similarity, -1)
+    with_twin = [i for i in range(len(images)) if any(twins(i, j) for j in range(len(images)) if j != i)]
+    assert np.mean([twins(i, int(similarity[i].argmax())) for i in with_twin]) >= 0.7
+    # Greedy pairing gives some images a near-twin instead; random pairs would hold a twin once in ~300.
+    pairs = mine_groups(vectors, vectors, 2, random.Random(0)).tolist()
+    assert np.mean([twins(a, b) for a, b in pairs]) >= 0.4
 
 
 def test_only_captions_whose_own_image_the_teacher_ranks_first_are_kept() -> None:

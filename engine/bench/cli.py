@@ -1,7 +1,8 @@
-"""`glimpse bench cli`: `glimpse search` as a whole process, the way a person at a terminal waits for it, with the
-library's resident engine running, with none running yet (the first query, and how much of it is imports),
-and in the process itself (`--no-daemon`); against rclip's own query process on the same folder, in turns in
-the same run (the machine's speed drifts).
+"""`glimpse bench cli`: `glimpse search` as a whole process, the way a person at a terminal waits for it: with the
+library's resident engine running (re-ranking as by default, and `--no-rerank`, the Fast model alone as rclip
+searches), with none running yet (the first query, and how much of it is imports), and in the process itself
+(`--no-daemon`); against rclip's own query process on the same folder, in turns in the same run (the machine's
+speed drifts).
 
 rclip is another program (PyPI: rclip, in a virtual environment of its own); `--rclip` names its command and
 `--rclip-data` its data folder (RCLIP_DATADIR), which must hold its models: `/work/shared/tools/rclip-offline
@@ -119,11 +120,12 @@ def time_cli(
         first.append(search(QUERIES[i % len(QUERIES)]))
     stop_engine(library)
     imports = _first_query_imports(library, env)
-    engine, peer = [], []
+    engine, fast, peer = [], [], []
     search(QUERIES[0])  # the engine is up and warm
     for i in range(queries):
         text = QUERIES[i % len(QUERIES)]
         engine.append(search(text))
+        fast.append(search(text, "--no-rerank"))  # the Fast model alone, as rclip searches
         if rclip is not None:
             started = time.perf_counter()
             _run([rclip, "-n", "-f", "-t", "20", text], rclip_env, cwd=pictures)
@@ -136,6 +138,8 @@ def time_cli(
         "model": model,
         "engine_s_p50": median(engine),
         "engine_s_p95": percentile(engine, 95),
+        "engine_no_rerank_s_p50": median(fast),
+        "engine_no_rerank_s_p95": percentile(fast, 95),
         "first_query_s": median(first),
         **imports,
         "no_daemon_s_p50": median(in_process),
@@ -144,6 +148,7 @@ def time_cli(
     if peer:
         result["rclip_s_p50"] = median(peer)
         result["rclip_over_engine"] = round(median(peer) / median(engine), 2)
+        result["rclip_over_engine_no_rerank"] = round(median(peer) / median(fast), 2)
     return result
 
 

@@ -103,8 +103,9 @@ def test_results_cross_the_wire_whole_details_included() -> None:
         frame_id=44,
         segments=[(10.0, 14.0), (30.0, 30.0)],
         place="Lisbon, Portugal",
-        matched=["visual", "place"],
-        found_words=["kite"],
+        text="KITE FESTIVAL",
+        matched=["visual", "place", "text"],
+        text_spans=[(0, 4)],
         details=details,
     )
     found = SearchResults(
@@ -115,9 +116,9 @@ def test_results_cross_the_wire_whole_details_included() -> None:
     )
     wire = json.loads(encode_answer(found.to_wire()))["value"]
     assert SearchResults.from_wire(wire) == found
-    # What `--json` prints is what the in-process command prints: no details, no highlighting words.
+    # What `--json` prints is what the in-process command prints: no details, no highlighting spans.
     assert SearchResults.from_wire(wire).shown[0].to_json() == result.to_json()
-    assert "details" not in result.to_json() and "found_words" not in result.to_json()
+    assert "details" not in result.to_json() and "text_spans" not in result.to_json()
 
 
 def test_status_check_and_failed_files_cross_the_wire() -> None:

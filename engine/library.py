@@ -427,6 +427,7 @@ class Library:
         from engine.errors import ModelUnavailable
         from engine.models import load_slow
         from engine.models.presets import paired_slow
+        from engine.search.fusion import fusion_weight
         from engine.search.rerank import Reranker
         from engine.token_cache import TokenCache
 
@@ -445,7 +446,7 @@ class Library:
         if self._tokens is None:
             # Readers keep tokens on disk too: each CLI search is a new process that would start cold.
             self._tokens = TokenCache(self.folder / "tokens" if os.access(self.folder, os.W_OK) else None)
-        return Reranker(scorer, self._decoders(self._decode_settings()), self._tokens)
+        return Reranker(scorer, self._decoders(self._decode_settings()), self._tokens, fusion_weight(spec))
 
     def _decode_settings(self):
         from engine.decoding import DecodeSettings

@@ -51,6 +51,11 @@ class SlowScorer(Protocol):
         """log p(text | image) for each image → (N,) float32; higher is better."""
         ...
 
+    def scored_tokens(self, text: str) -> int:
+        """How many tokens `score` sums the log-probabilities of for `text` (its words and the end token):
+        the fusion compares log-likelihoods per token, so that one weight means the same for any query."""
+        ...
+
 
 @runtime_checkable
 class TokenSlowScorer(SlowScorer, Protocol):

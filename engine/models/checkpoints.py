@@ -181,6 +181,10 @@ class CheckpointSlowScorer:
             return np.zeros(0, np.float32)
         return self.score_tokens(text, self.image_tokens(images))
 
+    def scored_tokens(self, text: str) -> int:
+        """How many tokens `score` sums for `text`: its words (as the vocabulary cuts them) and `<eos>`."""
+        return len(self._vocabulary.ids(text)) - 1
+
     def __repr__(self) -> str:
         return f"CheckpointSlowScorer(key={self.key!r}, device={self.device!r})"
 

@@ -130,6 +130,10 @@ class CocaSlowScorer:
         """log p(text | image) for each image → (N,) float32; higher is better."""
         return self.score_tokens(text, self.image_tokens(images))
 
+    def scored_tokens(self, text: str) -> int:
+        """How many tokens `score` sums for `text`: every one after `<start_of_text>`, `<end_of_text>` included."""
+        return len(self._query_ids(text)) - 1
+
     def _query_ids(self, text: str) -> torch.Tensor:
         """The query's token ids from `<start_of_text>` to `<end_of_text>`, without padding."""
         ids = self._tokenizer([text])[0]

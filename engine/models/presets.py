@@ -63,7 +63,19 @@ class Preset:
     kind: Kind = "fast"
     #: For a Fast preset, the Slow preset that re-ranks its shortlist by default; None: no re-ranking.
     slow: str | None = None
+    #: For a Fast preset, how the Slow pair's verdict weighs against its own: cosine units per nat per token of
+    #: log-likelihood (engine/search/fusion.py); None: the default. A calibration on this computer wins.
+    fusion_weight: float | None = None
 
+
+#: The fusion weight of the pretrained pairs (CLIP + CoCa), in cosine units per nat per token: not measured here
+#: (no weights can be downloaded where Glimpse is built), but chosen from the two models' ranges. CLIP's cosines
+#: of a right and a near-miss photo differ by about 0.01 to 0.05; CoCa's caption log-likelihoods of a right and
+#: a wrong photo by about half a nat to two nats per token. At 0.1, a CoCa that is sure (a nat per token) moves
+#: a photo by 0.1, more than any Fast near-miss, and one that is unsure (0.1 nat) by 0.01, less than the Fast
+#: order's own gaps. `glimpse eval DATASET --model vit-b-32 --calibrate-fusion` measures it on a labelled set
+#: (docs/models.md, "Fusion").
+PRETRAINED_FUSION_WEIGHT = 0.1
 
 #: The architecture of presets whose weights are a checkpoint of `glimpse train` (engine/training): the file
 #: says what it holds. Their default weights ship in resources/models/; `NAME@/path/to/checkpoint.pt` names
@@ -178,6 +190,7 @@ PRESETS: dict[str, Preset] = {
             download_mb=605,
             offline=False,
             slow="coca-vit-b-32",
+            fusion_weight=PRETRAINED_FUSION_WEIGHT,
         ),
         Preset(
             name="vit-b-16",
@@ -190,6 +203,7 @@ PRESETS: dict[str, Preset] = {
             download_mb=599,
             offline=False,
             slow="coca-vit-b-32",
+            fusion_weight=PRETRAINED_FUSION_WEIGHT,
         ),
         Preset(
             name="vit-l-14",
@@ -203,6 +217,7 @@ PRESETS: dict[str, Preset] = {
             download_mb=1711,
             offline=False,
             slow="coca-vit-l-14",
+            fusion_weight=PRETRAINED_FUSION_WEIGHT,
         ),
         Preset(
             name="coca-vit-b-32",

@@ -22,7 +22,7 @@ from engine.decoding import DecodeJob, DecodePool
 from engine.models.base import SlowScorer, TokenSlowScorer
 from engine.paths import display
 from engine.search.candidates import Candidate
-from engine.search.fusion import FUSION_WEIGHT, fuse
+from engine.search.fusion import DEFAULT_FUSION_WEIGHT, fuse
 from engine.token_cache import TokenCache
 
 log = logging.getLogger(__name__)
@@ -39,8 +39,9 @@ class Reranker:
         scorer: SlowScorer,
         decoders: DecodePool,
         cache: TokenCache | None = None,
-        weight: float = FUSION_WEIGHT,
+        weight: float = DEFAULT_FUSION_WEIGHT,
     ) -> None:
+        """`weight`: the fusion's, cosine units per nat per token (engine/search/fusion.py)."""
         self.scorer = scorer
         self.decoders = decoders
         self.cache = cache
@@ -68,7 +69,8 @@ class Reranker:
         if not readable:
             return [], unreadable
         slow_scores = [best[c.media_id][0] for c in readable]
-        fused = fuse([c.fast_score for c in readable], slow_scores, self.weight)
+        tokens = self.scorer.scored_tokens(text)
+        fused = fuse([c.fast_score for c in readable], slow_scores, tokens, self.weight)
         rescored = [
             dataclasses.replace(c, score=score, slow_score=slow)
             for c, score, slow in zip(readable, fused, slow_scores, strict=True)

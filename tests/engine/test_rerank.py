@@ -8,7 +8,7 @@ from engine import Library
 from engine.media.images import decode_image
 from engine.media.video import frame_at
 from engine.models import load_slow
-from engine.search.fusion import FUSION_WEIGHT
+from engine.search.fusion import fusion_weight
 from tests.factory import make_photo, make_video
 
 QUERIES = ["a red kite on the beach", "two dogs", "grandma cutting the cake", "fireworks at night"]
@@ -40,8 +40,9 @@ def test_reranked_head_follows_the_fused_scores(library):
         assert {r.path for r in head} == {r.path for r in fast[:5]}  # re-ranking reorders the shortlist only
         assert all(r.slow_score is not None for r in head) and all(r.slow_score is None for r in tail)
         top = max(r.slow_score for r in head)
-        for r in head:
-            assert r.score == pytest.approx(r.fast_score + FUSION_WEIGHT * (r.slow_score - top), abs=1e-5)
+        tokens, weight = load_slow("tiny-test-slow", "cpu").scored_tokens(query), fusion_weight("tiny-test")
+        for r in head:  # compared per token (engine/search/fusion.py)
+            assert r.score == pytest.approx(r.fast_score + weight * (r.slow_score - top) / tokens, abs=1e-5)
         assert [r.score for r in results] == sorted((r.score for r in results), reverse=True)
         assert [r.path for r in tail] == [r.path for r in fast[5:]]
 

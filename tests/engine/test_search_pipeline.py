@@ -126,6 +126,9 @@ class PlainScorer:
     def score(self, text: str, images) -> np.ndarray:
         return np.array([float(np.asarray(image.convert("L")).mean()) for image in images], np.float32)
 
+    def scored_tokens(self, text: str) -> int:
+        return 1
+
 
 class TokenScorer(PlainScorer):
     """The same score through the TokenSlowScorer protocol: tokens are the pictures' mean brightness."""

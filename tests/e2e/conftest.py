@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -51,6 +53,23 @@ def wait_for(condition, seconds: float = 60.0, every: float = 0.5) -> bool:
             return True
         time.sleep(every)
     return False
+
+
+#: The e2e tests' resident engines (one per library a test searches) stop soon after their last request
+#: instead of staying a quarter of an hour, each with its models in memory.
+ENGINE_IDLE_S = "30"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def engines() -> Iterator[Path]:
+    """Every engine the tests' commands start lives in a runtime folder of their own and stops when idle."""
+    folder = Path(tempfile.mkdtemp(prefix="rt-", dir="/tmp"))  # short: socket paths have a length limit
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("XDG_RUNTIME_DIR", str(folder))
+        patch.setenv("GLIMPSE_ENGINE_IDLE_S", ENGINE_IDLE_S)
+        patch.delenv("GLIMPSE_NO_DAEMON", raising=False)
+        yield folder
+    shutil.rmtree(folder, ignore_errors=True)
 
 
 @pytest.fixture

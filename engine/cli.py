@@ -14,11 +14,15 @@ from engine.commandline import emit, handles_errors
 from engine.paths import LIBRARY_ENV, display, to_bytes
 from engine.results import SearchResults
 from engine.search import SORT_ORDERS, SearchRequest
-from engine.training.commands import dataset, evaluate_command, train
 
-#: Commands whose modules load heavy packages (numpy), imported only when one of them runs or `--help` lists
-#: them: a search that the resident engine answers loads none of them.
-LAZY_COMMANDS = {"bench": "engine.bench:bench"}
+#: Commands whose modules load packages a search does not need, imported only when one of them runs or
+#: `--help` lists them: a search that the resident engine answers loads none of them.
+LAZY_COMMANDS = {
+    "bench": "engine.bench:bench",
+    "dataset": "engine.training.commands:dataset",
+    "train": "engine.training.commands:train",
+    "eval": "engine.training.commands:evaluate_command",
+}
 
 
 def _library_option(command: Callable) -> Callable:
@@ -506,6 +510,3 @@ def _watch_report(report) -> None:
         err=True,
     )
 
-
-for _command in (dataset, train, evaluate_command):
-    main.add_command(_command)

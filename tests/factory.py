@@ -25,6 +25,8 @@ import numpy as np
 import pillow_heif
 from PIL import Image, ImageDraw, ImageFont
 
+from engine.bench.read import font_path
+
 pillow_heif.register_heif_opener()
 
 Color = tuple[int, int, int]
@@ -519,7 +521,7 @@ def draw_sign(picture: Image.Image, lines: Sequence[str]) -> Image.Image:
     size = max(
         10, min(height // (2 * len(lines) + 2), width // (max(len(line) for line in lines) * 0.75 + 2))
     )
-    font = ImageFont.truetype(_font_file(), int(size))
+    font = ImageFont.truetype(str(font_path(bold=True)), int(size))
     boxes = [draw.textbbox((0, 0), line, font=font) for line in lines]
     board_w = max(b[2] - b[0] for b in boxes) + 2 * int(size)
     board_h = sum(b[3] - b[1] for b in boxes) + int(size) * (len(lines) + 1)
@@ -530,14 +532,6 @@ def draw_sign(picture: Image.Image, lines: Sequence[str]) -> Image.Image:
         draw.text(((width - (box[2] - box[0])) // 2 - box[0], y - box[1]), line, font=font, fill=(25, 25, 30))
         y += box[3] - box[1] + int(size)
     return picture
-
-
-def _font_file() -> str:
-    for folder in ("/usr/share/fonts/truetype/dejavu", "/usr/share/fonts/dejavu", "/usr/share/fonts/TTF"):
-        candidate = Path(folder) / "DejaVuSans-Bold.ttf"
-        if candidate.exists():
-            return str(candidate)
-    raise FileNotFoundError("the DejaVu fonts are not installed (Debian: fonts-dejavu-core)")
 
 
 def _captioned(frames: Iterator[np.ndarray], fps: int, text: str, start_s: float, end_s: float):

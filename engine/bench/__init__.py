@@ -4,7 +4,9 @@
 - index.py   photos per second of indexing 12-megapixel JPEGs, against the bare fp32 image tower
 - query.py   search latency at N frames, against brute-force scoring (synthetic.py builds the library)
 - video.py   video sampling, times real time, against OpenCV reading every frame
+- read.py    the reading pass's photos per second, against rapidocr's own call per photo, words compared
 - cli.py     `glimpse search` as a whole process, with its resident engine and without, against rclip's process
+- read.py    the reading pass's photos per second, against rapidocr's own call per photo, words compared
 
 Random weights (`NAME@random`) cost exactly what trained ones do, so every benchmark runs offline. Heavy modules
 are imported inside the commands, so that `glimpse --help` stays quick.
@@ -14,7 +16,7 @@ from __future__ import annotations
 
 import click
 
-from engine.bench import cli, index, query, rerank, video
+from engine.bench import cli, index, query, read, rerank, video
 
 
 @click.group()
@@ -22,5 +24,5 @@ def bench() -> None:
     """Measure Glimpse's speed (the figures in docs/benchmarks.md)."""
 
 
-for _benchmark in (rerank, index, query, video, cli):
+for _benchmark in (rerank, index, query, video, read, cli):
     bench.add_command(_benchmark.command)

@@ -15,7 +15,7 @@ import pytest
 from PIL import Image, ImageDraw, ImageFont
 
 from engine.bench.common import photo_folder
-from engine.bench_read import font_path, words
+from engine.bench.read import font_path, words
 from engine.reading import ReadPool, ReadSettings, TextReader
 from engine.reading.pool import worker_context
 from tests.factory import make_photo

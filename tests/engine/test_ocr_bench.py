@@ -2,7 +2,7 @@
 
 import pytest
 
-from engine.bench_read import draw_text, text_photo_folder, time_read, words
+from engine.bench.read import draw_text, text_photo_folder, time_read, words
 
 
 def test_words_are_case_folded_and_need_three_letters():

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw, ImageFont
 
-from engine.bench_read import font_path
+from engine.bench.read import font_path
 from engine.reading import ReadPool
 from engine.reading.pool import CRASH_MARKER_ENV, HANG_MARKER_ENV, SPIN_MARKER_ENV, _Watch
 from tests.factory import make_hostile_files

@@ -314,7 +314,7 @@ def text_photo_folder(folder: Path, count: int, size: tuple[int, int] = PHOTO_SI
     return written
 
 
-@click.command()
+@click.command("read")
 @click.option(
     "--photos", type=click.IntRange(5, 10_000), default=25, show_default=True, help="Photos generated."
 )
@@ -330,7 +330,7 @@ def text_photo_folder(folder: Path, count: int, size: tuple[int, int] = PHOTO_SI
     help="The readers' niceness (indexing uses 19; 0 times them at the reference's priority).",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document on stdout.")
-def read(photos: int, runs: int, workers: int, nice: int, as_json: bool) -> None:
+def command(photos: int, runs: int, workers: int, nice: int, as_json: bool) -> None:
     """Read generated 12 MP photos (a fifth with text) through the reading pass; compare with rapidocr."""
     emit(time_read(photos, runs=runs, workers=workers, nice=nice), as_json)
 

@@ -369,6 +369,12 @@ def train_distill_command(
     "--queries", type=click.IntRange(1), default=None, help="Queries for Slow and re-ranking (seeded)."
 )
 @click.option("--seed", type=int, default=0, show_default=True)
+@click.option(
+    "--calibrate-fusion",
+    is_flag=True,
+    help="Measure R@1 of the fused order over a range of weights (K = the largest --rerank) and keep the best "
+    "for --model PRESET on this computer.",
+)
 @_DEVICE
 @_MEDIA
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document on stdout.")
@@ -382,17 +388,21 @@ def evaluate_command(
     rerank: str,
     queries: int | None,
     seed: int,
+    calibrate_fusion: bool,
     device: str,
     media_dir: Path | None,
     as_json: bool,
 ) -> None:
-    """Text-to-visual recall (R@1/5/10) and time per query of Fast, Slow and Fast+Slow on DATASET."""
+    """Text-to-visual recall (R@1/5/10) and time per query of Fast, Slow and Fast+Slow on DATASET, or (with
+    --calibrate-fusion) the fusion weight of a preset's Fast and Slow pair."""
     try:
         shortlists = sorted({int(k) for k in rerank.split(",") if k.strip()})
     except ValueError as error:
         raise UsageError(f"--rerank takes comma-separated whole numbers, not {rerank!r}.") from error
     if model_spec is None and fast_name is None:
         raise UsageError("Name the models to evaluate: --model PRESET, or --fast CKPT (with --slow CKPT).")
+    if calibrate_fusion and model_spec is None:
+        raise UsageError("--calibrate-fusion calibrates a preset's pair: name it with --model PRESET.")
     from engine.models.checkpoints import load_checkpoint_fast, load_checkpoint_slow
     from engine.models.loader import load_fast, load_slow, resolve_device
     from engine.models.presets import paired_slow
@@ -414,6 +424,9 @@ def evaluate_command(
     if slow_name is not None:
         is_file = Path(slow_name).is_file()
         slow = load_checkpoint_slow(slow_name, resolved) if is_file else load_slow(slow_name, resolved)
+    if calibrate_fusion:
+        _calibrate(data, fast, slow, model_spec, dataset_path, split, max(shortlists), queries, seed, as_json)
+        return
     report = evaluate(data, fast, slow, shortlists if slow else (), queries, seed)
     if as_json:
         click.echo(json.dumps(report.to_json(), indent=2))
@@ -427,3 +440,28 @@ def evaluate_command(
             f"{name:>16}  R@1 {recall.r1:6.2f}  R@5 {recall.r5:6.2f}  R@10 {recall.r10:6.2f}  "
             f"{recall.ms_per_query:9.2f} ms/query  ({recall.queries} queries)"
         )
+
+
+def _calibrate(data, fast, slow, model_spec, dataset_path, split, k, queries, seed, as_json) -> None:
+    """`glimpse eval --calibrate-fusion`: the best fusion weight of a preset's pair, kept in fusion.json."""
+    from engine.models.presets import parse_model_spec
+    from engine.search.fusion import calibrate, save_calibration
+    from engine.training.evaluate import fusion_shortlists
+
+    if slow is None:
+        raise UsageError(f"The model {model_spec} has no Slow pair to fuse with.")
+    calibration = calibrate(fusion_shortlists(data, fast, slow, k, queries, seed))
+    preset = parse_model_spec(model_spec).preset.name
+    saved = save_calibration(preset, calibration, f"{dataset_path} ({split}, K = {k})")
+    if as_json:
+        click.echo(
+            json.dumps({"preset": preset, "k": k, "file": str(saved), **calibration.to_json()}, indent=2)
+        )
+        return
+    for weight, recall in calibration.recall_by_weight.items():
+        label = "Slow alone" if weight == float("inf") else "Fast alone" if weight == 0 else f"w = {weight}"
+        click.echo(f"{label:>12}  R@1 {recall:6.2f}")
+    click.echo(
+        f"{preset}: fusion weight {calibration.best_weight} over {calibration.queries} queries, kept in {saved}.",
+        err=True,
+    )

@@ -31,6 +31,7 @@ from PIL import Image
 from tqdm import tqdm
 
 from engine.models.base import FastEncoder, SlowScorer, TokenSlowScorer
+from engine.search.fusion import Shortlist
 from engine.training.datasets import Query, RetrievalSet, load_frames
 
 #: Frames embedded per Fast forward pass when building the index.
@@ -205,6 +206,44 @@ class _FrameScorer:
         if self._tokens is not None:
             return self._slow.score_tokens(text, self._tokens[torch.from_numpy(frames)])  # type: ignore[attr-defined]
         return self._slow.score(text, [self._frames[i] for i in frames])
+
+
+def fusion_shortlists(
+    dataset: RetrievalSet,
+    fast: FastEncoder,
+    slow: SlowScorer,
+    k: int = 10,
+    queries: int | None = None,
+    seed: int = 0,
+    progress: bool = True,
+) -> list[Shortlist]:
+    """For each query (a seeded subset of `queries`): the Fast model's top `k` items with their Fast and Slow
+    scores (an item scores as its best frame) and where its own item is among them: what
+    `engine.search.fusion.calibrate` weighs the two scores on."""
+    index = _build_index(dataset, fast, progress)
+    scorer = _FrameScorer(slow, index.frames, progress)
+    found = []
+    for query in tqdm(
+        _subset(dataset.queries(), queries, seed), desc="fusion", disable=not progress, file=sys.stderr
+    ):
+        top, _ = _fast_search(fast, index, query, k)
+        frames = [index.item_frame_indices(int(item)) for item in top]
+        frame_ids = np.concatenate(frames)
+        starts = np.cumsum([0] + [len(f) for f in frames[:-1]])
+        fast_scores = np.maximum.reduceat(
+            index.vectors[frame_ids] @ fast.embed_texts([query.text])[0], starts
+        )
+        slow_scores = np.maximum.reduceat(scorer.score(query.text, frame_ids), starts)
+        right = np.flatnonzero(top == query.item)
+        found.append(
+            Shortlist(
+                fast=fast_scores.tolist(),
+                slow=slow_scores.tolist(),
+                tokens=slow.scored_tokens(query.text),
+                right=int(right[0]) if len(right) else None,
+            )
+        )
+    return found
 
 
 def _reranked_rank(fast: FastEncoder, slow: _FrameScorer, index: _Index, query: Query, k: int) -> int:

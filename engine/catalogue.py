@@ -338,6 +338,10 @@ class Catalogue:
         with self.session.begin() as s:
             s.merge(Setting(key=key, value=value))
 
+    def delete_setting(self, key: str) -> None:
+        with self.session.begin() as s:
+            s.execute(delete(Setting).where(Setting.key == key))
+
     # folders ------------------------------------------------------------------------------------------
 
     def folders(self, excluded: bool = False) -> list[bytes]:
@@ -567,6 +571,11 @@ class Catalogue:
                     located=True,
                 )
             )
+
+    def indexed_media(self) -> list[Media]:
+        """Every indexed file, oldest in the library first."""
+        with self.session() as s:
+            return list(s.scalars(select(Media).where(Media.status == Status.INDEXED).order_by(Media.id)))
 
     def unlocated(self, limit: int = 200) -> list[Media]:
         """Indexed files whose location was never looked for (indexed before Glimpse knew places)."""

@@ -391,6 +391,34 @@ def check(repair: bool, no_daemon: bool, library_dir: Path | None, as_json: bool
 
 
 @main.command()
+@click.option(
+    "--minutes",
+    type=click.FloatRange(min=0, min_open=True),
+    default=None,
+    help="Minutes of training (default: 10); writing the captions comes before.",
+)
+@click.option("--undo", is_flag=True, help="Go back to the preset's own model (re-embedding the library).")
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
+@_library_option
+@_json_option
+@handles_errors
+def tune(minutes: float | None, undo: bool, device: str, library_dir: Path | None, as_json: bool) -> None:
+    """Adapt the library's Fast model to its own photos and videos, taught by its Slow model (no captions
+    needed); it is used only if it finds held-out captions' pictures better."""
+    with _open(library_dir, writable=True, device=device) as library:
+        if undo:
+            origin = library.untune(progress=_progress_bar(), notice=_notice)
+            if as_json:
+                emit({"model": origin, "tuned": False})
+            else:
+                click.echo(f"the library is back to {origin}", err=True)
+            return
+        report = library.tune(minutes=minutes, progress=_progress_bar(), notice=_notice)
+    if as_json:
+        emit(report.to_json())
+
+
+@main.command()
 @click.option("--download", "download_name", metavar="PRESET", help="Download a preset's weights now.")
 @_json_option
 @handles_errors

@@ -103,6 +103,19 @@ class DecodePool:
                 self._give_back(worker)
         return summary
 
+    def first_picture(
+        self, job: DecodeJob, stop: threading.Event | None = None
+    ) -> tuple[np.ndarray | None, str | None]:
+        """The first picture a job decodes (a photo, or a video's frame at `job.at_ms`): (pixels, None), or
+        (None, why not)."""
+        got: list[np.ndarray] = []
+        summary = self.decode(
+            job, lambda _ts, pixels: got.append(pixels) and False, stop or threading.Event()
+        )
+        if summary.error or not got:
+            return None, summary.error or "no picture could be decoded"
+        return got[0], None
+
     def close(self) -> None:
         with self._lock:
             workers, self._all, self._idle = self._all, [], []

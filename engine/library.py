@@ -32,6 +32,7 @@ from engine.vector_index import VectorIndex
 
 if TYPE_CHECKING:
     from engine.reading.reading_pass import ReadingReport
+    from engine.tuning import TuneReport
 
 log = logging.getLogger(__name__)
 
@@ -96,6 +97,10 @@ class Library:
         if not os.access(path, os.W_OK | os.X_OK) and writable:
             raise LibraryError(f"the library folder {path} is read-only; choose another with --library")
         return cls(path, writable=writable, device=device)
+
+    def decoders(self):
+        """The library's crash-contained decode worker processes (engine/decoding.py), for its frame interval."""
+        return self._decoders(self._decode_settings())
 
     def _decoders(self, settings):
         """The decode worker processes, kept while the library is open (a watcher reuses them)."""
@@ -322,6 +327,46 @@ class Library:
             self._readers = ReadPool(workers=1)
         return self._readers
 
+    def tune(
+        self,
+        *,
+        minutes: float | None = None,
+        progress: Callable[[IndexProgress], None] | None = None,
+        notice: Callable[[str], None] = lambda message: None,
+        control: RunControl | None = None,
+    ) -> TuneReport:
+        """Adapt the library's Fast model to its own pictures, taught by its Slow model (engine/tuning.py); if
+        the tuned model is better on held-out captions, re-embed the library with it."""
+        from engine.tuning import DEFAULT_MINUTES, tune
+
+        self._require_writable()
+        report = tune(self, minutes=minutes or DEFAULT_MINUTES, device=self.device, say=notice)
+        if report.tuned:
+            self.index(model=report.model, progress=progress, notice=notice, control=control, read_text=False)
+        return report
+
+    def untune(
+        self,
+        *,
+        progress: Callable[[IndexProgress], None] | None = None,
+        notice: Callable[[str], None] = lambda message: None,
+        control: RunControl | None = None,
+    ) -> str:
+        """Go back from a tuned model to the one it was made from, re-embedding the library; returns it."""
+        from engine.tuning import untune
+
+        self._require_writable()
+        origin = untune(self)
+        self.index(model=origin, progress=progress, notice=notice, control=control, read_text=False)
+        return origin
+
+    @property
+    def tuned(self) -> bool:
+        """Whether the library's model is one `tune` made for it."""
+        from engine.tuning import TUNED_FROM_SETTING
+
+        return self.catalogue.get_setting(TUNED_FROM_SETTING) is not None
+
     # searching ----------------------------------------------------------------------------------------
 
     def search(
@@ -464,6 +509,7 @@ class Library:
             folders=self.folders(),
             excluded=self.excluded_folders(),
             precision=current.precision if current else None,
+            tuned=self.tuned,
             **counts,
         )
 

@@ -169,6 +169,8 @@ class LibraryStatus:
     excluded: list[Path] = field(default_factory=list)  # sub-folders left out of watched folders
     #: What the library's image vectors were computed in: "int8" or "fp32" (None before the first index).
     precision: str | None = None
+    #: Whether `model` is one `glimpse tune` made for this library.
+    tuned: bool = False
 
     def to_json(self) -> dict:
         data = asdict(self)

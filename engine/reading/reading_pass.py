@@ -148,10 +148,8 @@ class ReadingPass:
 
     def _frame(self, media: Media, timestamp_ms: int) -> np.ndarray | None:
         """A video's picture at a moment, decoded in the crash-contained pool; None where it cannot be read."""
-        got: list[np.ndarray] = []
         job = DecodeJob(media.path, "video", at_ms=timestamp_ms, min_side=FRAME_SIDE)
-        summary = self.decoders.decode(job, lambda _ts, pixels: got.append(pixels) or True, self._stop)
-        return got[0] if got and not summary.error else None
+        return self.decoders.first_picture(job, self._stop)[0]
 
     def _record(self, media: Media, results: list[tuple[int | None, ReadResult]]) -> None:
         readings, terms, failed = [], set(), False

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import threading
 from collections.abc import Sequence
 
 import numpy as np
@@ -106,13 +105,12 @@ class Reranker:
 
     def _picture(self, hit: FrameHit) -> Image.Image | None:
         """Decode a frame (a photo, or a video's frame at its moment); None where it cannot be read."""
-        got: list[np.ndarray] = []
         job = DecodeJob(hit.path, hit.kind, at_ms=hit.timestamp_ms if hit.kind == "video" else None)
-        summary = self.decoders.decode(job, lambda _ts, pixels: got.append(pixels) or True, threading.Event())
-        if summary.error or not got:
-            log.warning("cannot re-rank %s: %s", display(hit.path), summary.error)
+        pixels, error = self.decoders.first_picture(job)
+        if pixels is None:
+            log.warning("cannot re-rank %s: %s", display(hit.path), error)
             return None
-        return Image.fromarray(got[0])
+        return Image.fromarray(pixels)
 
 
 def _frames_to_rescore(candidate: Candidate) -> list[FrameHit]:

@@ -537,4 +537,3 @@ def _watch_report(report) -> None:
         f"{report.removed} removed, {report.failed} failed",
         err=True,
     )
-

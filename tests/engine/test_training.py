@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -40,15 +41,20 @@ def trained(shapes: Path, tmp_path_factory: pytest.TempPathFactory) -> dict:
     reports["distill"] = train_distill(
         data, out / "distill.pt", out / "slow.pt", OPTIONS, miner=out / "fast.pt"
     )
+    # Word-mined pairs in every batch, the Slow model ranking each caption's image above its pair's, both
+    # directions read: the recipe's options that change a batch or a loss.
+    hard = replace(OPTIONS, hard_group=2, contrast=1.0)
+    reports["fast-hard-pairs"] = train_fast(data, out / "fast-hard.pt", hard)
+    reports["slow-contrast"] = train_slow(data, out / "slow-contrast.pt", hard, directions=2)
     return reports
 
 
-@pytest.mark.parametrize("role", ["fast", "slow", "distill"])
+@pytest.mark.parametrize("role", ["fast", "slow", "distill", "fast-hard-pairs", "slow-contrast"])
 def test_a_short_run_lowers_the_loss_and_writes_a_loadable_checkpoint(trained: dict, role: str) -> None:
     report = trained[role]
     assert report.steps == OPTIONS.steps
     assert report.last_loss < report.first_loss
-    if role == "slow":
+    if role.startswith("slow"):
         assert isinstance(load_checkpoint_slow(report.out), SlowScorer)
     else:
         encoder = load_checkpoint_fast(report.out)

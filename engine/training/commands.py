@@ -103,7 +103,9 @@ def _prepare(dataset_path: Path, media_dir: Path | None, device: str, finetune: 
 
     if options["learning_rate"] is None:
         options["learning_rate"] = FINETUNE_LEARNING_RATE if finetune else TrainOptions.learning_rate
-    return load_dataset(dataset_path, media_dir), TrainOptions(device=resolve_device(device), **options)
+    # An option left out takes the recipe's value.
+    given = {name: value for name, value in options.items() if value is not None}
+    return load_dataset(dataset_path, media_dir), TrainOptions(device=resolve_device(device), **given)
 
 
 def _is_preset(init: str | None) -> bool:
@@ -142,10 +144,28 @@ def train() -> None:
     """Train the Slow captioner, the Fast dual encoder, or a Fast student distilled from a Slow teacher."""
 
 
+_HARD_GROUP = click.option(
+    "--hard-group",
+    type=click.IntRange(1),
+    default=None,
+    help="Batches of whole groups of this many images whose captions share their words (1: random).",
+)
+
+
 @train.command("slow")
 @_training_options
 @click.option(
     "--init", default=None, help="Fine-tune an open_clip CoCa preset (NAME, NAME@random, NAME@FILE)."
+)
+@_HARD_GROUP
+@click.option(
+    "--contrast",
+    type=click.FloatRange(min=0),
+    default=None,
+    help="Weight of the term ranking each caption's image above the others of its --hard-group.",
+)
+@click.option(
+    "--bidirectional", is_flag=True, help="Add a right-to-left decoder (twice the cost per candidate)."
 )
 @handles_errors
 def train_slow_command(
@@ -155,6 +175,7 @@ def train_slow_command(
     device: str,
     as_json: bool,
     init: str | None,
+    bidirectional: bool,
     **options: Any,
 ) -> None:
     """Train the Slow model (captioning decoder over multi-scale visual tokens) on DATASET's train split."""
@@ -166,7 +187,7 @@ def train_slow_command(
 
         _emit_report(finetune_open_clip(data, out, init, "slow", train_options), as_json)
         return
-    _emit_report(train_slow(data, out, train_options), as_json)
+    _emit_report(train_slow(data, out, train_options, 2 if bidirectional else 1), as_json)
 
 
 @train.command("fast")
@@ -175,6 +196,13 @@ def train_slow_command(
     "--init",
     default=None,
     help="Start from a Fast checkpoint (a file) or fine-tune an open_clip preset (NAME, NAME@random, NAME@FILE).",
+)
+@_HARD_GROUP
+@click.option(
+    "--captions-per-image",
+    type=click.IntRange(1),
+    default=None,
+    help="Captions of each image in a batch (the image is embedded once for all of them).",
 )
 @handles_errors
 def train_fast_command(

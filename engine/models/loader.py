@@ -73,10 +73,11 @@ def _build(model: ModelSpec, kind: Kind, device: str, precision: str | None) -> 
         loaded = (load_checkpoint_fast if kind == "fast" else load_checkpoint_slow)(model.path, device)
         loaded.key = model.key  # the spec's identity names the library's vector space
         return loaded
-    # open_clip (and torchvision under it) load only for the presets that need them.
-    if kind == "fast":
-        from engine.models.openclip import OpenClipFastEncoder
+    # open_clip (and torchvision under it) load only for the presets that need them, and through
+    # engine.models.openclip first, which leaves out the parts of torchvision and timm Glimpse never uses.
+    from engine.models.openclip import OpenClipFastEncoder
 
+    if kind == "fast":
         return OpenClipFastEncoder.load(model, device, precision)
     from engine.models.coca import CocaSlowScorer
 

@@ -4,22 +4,21 @@ from __future__ import annotations
 
 import copy
 import functools
+import importlib.util
 import logging
 import os
 import pickle
+import sys
 import threading
 import time
+import types
 import warnings
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
-import open_clip
-import open_clip.factory
-import open_clip.transformer
 import torch
-from open_clip.transformer import MultimodalTransformer
 from PIL import Image
 
 from engine.errors import ModelUnavailable, UsageError
@@ -28,6 +27,60 @@ from engine.models.base import FastEncoder
 from engine.models.presets import ARCHITECTURES, ModelSpec
 
 log = logging.getLogger(__name__)
+
+#: Packages whose `__init__` importing open_clip would run for nothing. open_clip needs torchvision's transforms
+#: and one layer of torchvision.ops (`FrozenBatchNorm2d`), and imports timm.layers for towers Glimpse never
+#: builds (timm.layers takes one module of torchvision.models); but torchvision's and torchvision.ops' own
+#: `__init__` import every model and detection op, roi_align bringing all of torch._dynamo with it (6 of the 7 s
+#: torchvision took to import), and timm's imports all of timm.models (2 s). Deferred, each package's submodules
+#: import as usual, and its `__init__` runs on the first look-up of a name it defines, so a caller that uses the
+#: whole package gets it whole (docs/benchmarks.md, "Start-up").
+DEFERRED_INITS = ("torchvision", "torchvision.ops", "torchvision.models", "timm")
+
+
+def _import_open_clip() -> types.ModuleType:
+    """open_clip, imported with the `__init__` of `DEFERRED_INITS` deferred (unless they were imported already)."""
+    for name in DEFERRED_INITS:
+        defer_init(name)
+    import open_clip
+    import open_clip.factory
+    import open_clip.transformer
+
+    return open_clip
+
+
+def defer_init(name: str) -> None:
+    """Put package `name` in sys.modules with its `__init__` not run yet: its submodules import as usual from
+    its path, and the first look-up of a name the `__init__` defines runs it, in the same module object."""
+    if name in sys.modules:
+        return
+    try:
+        spec = importlib.util.find_spec(name)
+    except (ImportError, ValueError):
+        return
+    if spec is None or spec.submodule_search_locations is None or not hasattr(spec.loader, "exec_module"):
+        return  # not an ordinary package here (a frozen app's may differ): imported as usual when needed
+    package = importlib.util.module_from_spec(spec)
+    lock = threading.RLock()
+
+    def __getattr__(attribute: str) -> object:
+        # Dunder look-ups (the import system's, pickle's, inspect's) never need the package's own names.
+        if attribute.startswith("__") and attribute.endswith("__"):
+            raise AttributeError(f"module {name!r} has no attribute {attribute!r}")
+        with lock:
+            if package.__dict__.get("__getattr__") is __getattr__:
+                del package.__dict__["__getattr__"]
+                spec.loader.exec_module(package)
+        return getattr(package, attribute)
+
+    package.__getattr__ = __getattr__
+    sys.modules[name] = package
+    parent, _, child = name.rpartition(".")
+    if parent:
+        setattr(sys.modules[parent], child, package)
+
+
+open_clip = _import_open_clip()
 
 PRECISIONS = ("auto", "fp32", "int8")
 #: int8 on a CPU when its self-check at load agrees with fp32, else fp32: indexing then runs at about 1.5x the
@@ -131,7 +184,7 @@ def _initialise_left_out(model: torch.nn.Module) -> None:
     the initialisation that `init_parameters` means to give it.
     """
     for module in model.modules():
-        if isinstance(module, MultimodalTransformer):
+        if isinstance(module, open_clip.transformer.MultimodalTransformer):
             torch.nn.init.normal_(module.text_projection, std=module.width**-0.5)
 
 
@@ -168,10 +221,12 @@ def resolve_precision(precision: str | None = None) -> str:
 class OpenClipFastEncoder(FastEncoder):
     """An open_clip dual encoder (CLIP) behind the FastEncoder protocol.
 
-    Its image tower's precision is decided once, when it is built (`precision`, `image_check`): on a CPU it runs
-    in int8 when that agrees with fp32 on a fixed probe, and the vector-space `key` says so, so every process
-    on a machine embeds into the same space and a library never mixes int8 and fp32 vectors. The text tower
-    writes no vectors: it decides alike, on fixed queries, the first time a text is embedded.
+    Its image tower's precision is decided once, on a fixed probe, the first time it is needed: the first image
+    embedded, or the first look at `key`, `precision` or `image_check`. On a CPU it runs in int8 when that agrees
+    with fp32 on the probe, and the vector-space `key` says so, so every process on a machine embeds into the
+    same space and a library never mixes int8 and fp32 vectors; a process that embeds only texts (a search)
+    never pays for the image tower's int8 copy. The text tower writes no vectors: it decides alike, on fixed
+    queries, the first time a text is embedded.
     """
 
     def __init__(
@@ -193,20 +248,29 @@ class OpenClipFastEncoder(FastEncoder):
         self._preprocess = preprocess
         self._tokenizer = tokenizer
         self._asked = resolve_precision(precision)
-        probe = torch.stack([preprocess(picture) for picture in probe_pictures()])
-        self._image_int8, self.image_check = self._decide(
-            "image", model.visual, lambda tower: tower(probe.to(device))
-        )
-        #: Identifies the vector space: the weights and the image tower's precision.
-        self.key = key + INT8_KEY_SUFFIX if self.image_check.precision == "int8" else key
+        self._image_int8: torch.nn.Module | None = None
+        self._image_check: PrecisionCheck | None = None
+        self._image_lock = threading.Lock()
         self._text_int8: torch.nn.Module | None = None
         self._text_check: PrecisionCheck | None = None
         self._text_lock = threading.Lock()
 
     @property
+    def key(self) -> str:
+        """Identifies the vector space: the weights and the image tower's precision."""
+        return self.spec_key + INT8_KEY_SUFFIX if self.precision == "int8" else self.spec_key
+
+    @property
     def precision(self) -> str:
-        """What the image tower runs in, decided when the encoder was built: "int8" or "fp32"."""
+        """What the image tower runs in: "int8" or "fp32"."""
         return self.image_check.precision
+
+    @property
+    def image_check(self) -> PrecisionCheck:
+        """How the image tower's precision was decided (on the probe, when first needed)."""
+        self._image_tower()
+        assert self._image_check is not None
+        return self._image_check
 
     @property
     def text_check(self) -> PrecisionCheck:
@@ -254,7 +318,7 @@ class OpenClipFastEncoder(FastEncoder):
         """Embed a batch of prepared tensors (N, C, H, W) → (N, dim) float32, L2-normalised."""
         if len(batch) == 0:
             return np.zeros((0, self.dim), np.float32)
-        tower = self._image_int8 or self._model.visual
+        tower = self._image_tower() or self._model.visual
         with torch.inference_mode():
             return _normalised(tower(batch.to(self.device, non_blocking=True)))
 
@@ -270,6 +334,16 @@ class OpenClipFastEncoder(FastEncoder):
         tokens = tokens.to(self.device)
         with torch.inference_mode(), _torch_threads(threads):
             return _normalised(encode_text_trimmed(self._model, tokens, transformer=transformer))
+
+    def _image_tower(self) -> torch.nn.Module | None:
+        """The int8 image tower, or None for the model's own: decided on the fixed probe pictures, once."""
+        with self._image_lock:
+            if self._image_check is None:
+                probe = torch.stack([self._preprocess(picture) for picture in probe_pictures()])
+                self._image_int8, self._image_check = self._decide(
+                    "image", self._model.visual, lambda tower: tower(probe.to(self.device))
+                )
+            return self._image_int8
 
     def _text_tower(self) -> torch.nn.Module | None:
         """The int8 text transformer, or None for the model's own: decided on the fixed queries, once."""
@@ -342,7 +416,8 @@ class OpenClipFastEncoder(FastEncoder):
         return None, check
 
     def __repr__(self) -> str:
-        return f"OpenClipFastEncoder(key={self.key!r}, dim={self.dim}, device={self.device!r})"
+        # The weights' key: the precision is decided only when first needed, not by a log line.
+        return f"OpenClipFastEncoder(spec_key={self.spec_key!r}, dim={self.dim}, device={self.device!r})"
 
 
 @functools.cache
@@ -594,6 +669,20 @@ def _is_plain_self_attention(attention: torch.nn.MultiheadAttention) -> bool:
     )
 
 
+def _linear_of(weight: torch.Tensor, bias: torch.Tensor | None) -> torch.nn.Linear:
+    """An nn.Linear holding copies of `weight` and `bias`.
+
+    Built on the meta device, so no random initialisation is drawn (torch's generator is left as it was) or
+    written over. Not `torch.nn.utils.skip_init`, whose `to_empty` runs torch's Python reference of `empty_like`,
+    which imports sympy (0.8 s) on its first call.
+    """
+    linear = torch.nn.Linear(weight.shape[1], weight.shape[0], bias=bias is not None, device="meta")
+    linear.weight = torch.nn.Parameter(weight.detach().clone())
+    if bias is not None:
+        linear.bias = torch.nn.Parameter(bias.detach().clone())
+    return linear
+
+
 class _LinearSelfAttention(torch.nn.Module):
     """nn.MultiheadAttention (batch first, self-attention) with its projections as nn.Linear layers."""
 
@@ -602,12 +691,8 @@ class _LinearSelfAttention(torch.nn.Module):
         width = attention.embed_dim
         self.width = width
         self.heads = attention.num_heads
-        # skip_init: no random initialisation to overwrite, so building one draws nothing from torch's generator.
-        self.in_proj = torch.nn.utils.skip_init(torch.nn.Linear, width, 3 * width)
-        self.in_proj.weight = torch.nn.Parameter(attention.in_proj_weight.detach().clone())
-        self.in_proj.bias = torch.nn.Parameter(attention.in_proj_bias.detach().clone())
-        self.out_proj = torch.nn.utils.skip_init(torch.nn.Linear, width, width)
-        self.out_proj.load_state_dict(attention.out_proj.state_dict())
+        self.in_proj = _linear_of(attention.in_proj_weight, attention.in_proj_bias)
+        self.out_proj = _linear_of(attention.out_proj.weight, attention.out_proj.bias)
 
     def forward(self, query, key=None, value=None, need_weights=False, attn_mask=None):
         batch, length, width = query.shape

@@ -61,7 +61,7 @@ def test_attention_rebuilt_from_linear_layers_computes_the_same() -> None:
         torch.testing.assert_close(rebuilt(x, x, x, need_weights=False)[0], expected, atol=1e-5, rtol=1e-5)
 
 
-def test_the_int8_image_tower_is_decided_when_the_encoder_is_built() -> None:
+def test_the_int8_image_tower_is_decided_on_the_probe_before_any_image() -> None:
     fast = encoder()
     # Decided before any image: on the fixed probe, not on whatever the first batch happens to hold.
     check = fast.image_check
@@ -80,10 +80,11 @@ def test_the_int8_image_tower_is_decided_when_the_encoder_is_built() -> None:
 def test_the_decision_and_its_threshold_are_logged(caplog: pytest.LogCaptureFixture) -> None:
     with caplog.at_level(logging.INFO, logger="engine.models.openclip"):
         fast = encoder()
+        check = fast.image_check  # decided when first needed
     record = next(r for r in caplog.records if "int8 image tower of tiny-test" in r.getMessage())
     assert record.levelno == logging.INFO
     message = record.getMessage()
-    assert f"{fast.image_check.min_cosine:.5f}" in message and "threshold 0.998" in message
+    assert f"{check.min_cosine:.5f}" in message and "threshold 0.998" in message
     assert "using int8" in message
 
 

@@ -241,6 +241,7 @@ class IndexService:
         self.read_text = read_text
         self.frame_interval_s = frame_interval_s
         self._process: subprocess.Popen[str] | None = None
+        self._reader: threading.Thread | None = None
         self._events: queue.Queue[Event] = queue.Queue()
         self._write_lock = threading.Lock()
 
@@ -279,7 +280,10 @@ class IndexService:
             env=env,
         )
         errors.close()
-        threading.Thread(target=self._read, args=(self._process,), name="index-events", daemon=True).start()
+        self._reader = threading.Thread(
+            target=self._read, args=(self._process,), name="index-events", daemon=True
+        )
+        self._reader.start()
 
     def _read(self, process: subprocess.Popen[str]) -> None:
         assert process.stdout is not None
@@ -341,6 +345,8 @@ class IndexService:
         if process.stdin is not None:
             with contextlib.suppress(OSError):
                 process.stdin.close()
+        if self._reader is not None:
+            self._reader.join(timeout)  # its last events, Exited included, are in once stop returns
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -402,7 +408,8 @@ class _Service:
             if isinstance(command, Pause):
                 self._pause()
             elif isinstance(command, Resume):
-                self._resume()
+                if self._resume():
+                    continue  # it reached a run; queued, it would start another once that one ends
             elif isinstance(command, Cancel):
                 with self._lock:  # a cancelled run is not paused any more: Resume or IndexNow go on
                     self._paused, run = False, self._run
@@ -411,7 +418,8 @@ class _Service:
                     self.reading.stop()
                 if run is not None:
                     run.stop()
-            self.commands.put(command)
+            if not isinstance(command, (Pause, Cancel)):  # those act here and now, never later
+                self.commands.put(command)
         # A Quit, or an application that closed our stdin (it is gone): stop.
         self.quitting.set()
         with self._lock:
@@ -430,7 +438,8 @@ class _Service:
         else:
             self.emit(StateChanged("paused"))
 
-    def _resume(self) -> None:
+    def _resume(self) -> bool:
+        """→ whether a visual run was there to hear it (else the service goes on with what is pending)."""
         with self._lock:
             self._paused, run = False, self._run
         if self.reading is not None:
@@ -439,6 +448,7 @@ class _Service:
             run.resume()
         elif self.reading is not None and self.reading.busy:
             self.emit(StateChanged("reading"))
+        return run is not None
 
     def _on_reading(self, change: str) -> None:
         with self._lock:
@@ -571,7 +581,7 @@ class _Service:
                     self.run_index()
                 case Resume() if self.library.status().pending:
                     self.run_index()
-                case Resume():
+                case Resume() if self.reading is None or not self.reading.busy:
                     self.emit(StateChanged(self._resting_state()))
         except GlimpseError as error:
             self.emit(Error(str(error)))

@@ -6,7 +6,7 @@
 - video.py   video sampling, times real time, against OpenCV reading every frame
 - read.py    the reading pass's photos per second, against rapidocr's own call per photo, words compared
 - cli.py     `glimpse search` as a whole process, with its resident engine and without, against rclip's process
-- read.py    the reading pass's photos per second, against rapidocr's own call per photo, words compared
+- process.py `glimpse index` as a whole process, photos and a clip, against rclip's indexing and OpenCV
 
 Random weights (`NAME@random`) cost exactly what trained ones do, so every benchmark runs offline. Heavy modules
 are imported inside the commands, so that `glimpse --help` stays quick.
@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import click
 
-from engine.bench import cli, index, query, read, rerank, video
+from engine.bench import cli, index, process, query, read, rerank, video
 
 
 @click.group()
@@ -24,5 +24,5 @@ def bench() -> None:
     """Measure Glimpse's speed (the figures in docs/benchmarks.md)."""
 
 
-for _benchmark in (rerank, index, query, video, read, cli):
+for _benchmark in (rerank, index, query, video, read, cli, process):
     bench.add_command(_benchmark.command)

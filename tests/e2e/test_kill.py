@@ -23,6 +23,9 @@ from tests.factory import make_photo, make_video
 QUERIES = ["a red car", "a dog on the beach", "fireworks"]
 ENV = {**os.environ, "HF_HUB_OFFLINE": "1"}
 VECTORS = "SELECT count(*) FROM vectors"
+#: A run's progress through both of its passes: vectors embedded, then files whose words were read.
+EMBEDDED_OR_READ = "SELECT (SELECT count(*) FROM vectors) + (SELECT count(read_at) FROM media)"
+UNREAD = "SELECT count(*) FROM media WHERE status = 'indexed' AND read_at IS NULL"
 PENDING = "SELECT count(*) FROM media WHERE status = 'pending'"
 #: Vectors of the model the re-embedding test switches to (in whichever precision it runs here), and of any other.
 VECTORS_OF_TINY_TEST = "SELECT count(*) FROM vectors JOIN models ON models.id = model_id WHERE key IN ('tiny-test', 'tiny-test+int8')"
@@ -137,7 +140,7 @@ def test_random_kills_lose_nothing_and_match_a_clean_run(tmp_path):
     argv = [GLIMPSE, "index", media, "--model", "tiny-test", "--library", killed]
     # Kill anywhere from start-up (imports, model: a few seconds) to the end of the run.
     moment = partial(
-        random_moment, rng=random.Random(7), seconds=lasted, library=killed, progress_sql=VECTORS
+        random_moment, rng=random.Random(7), seconds=lasted, library=killed, progress_sql=EMBEDDED_OR_READ
     )
     assert kill_repeatedly(argv, tries=8, moment=moment) >= 5
     final = glimpse("index", "--json", library=killed)
@@ -153,8 +156,9 @@ def test_random_kills_while_re_embedding_with_another_model_match_a_clean_run(tm
 
     clean = tmp_path / "clean"
     started = time.monotonic()
-    assert glimpse("index", media, "--model", "tiny-test", library=clean).code == 0
+    assert glimpse("index", media, "--model", "tiny-test", "--no-read-text", library=clean).code == 0
     lasted = time.monotonic() - started  # re-embedding does the same work: kill within that time
+    assert glimpse("index", library=clean).code == 0  # the words, which re-embedding leaves as they were read
     expected = snapshot(clean)
 
     killed = tmp_path / "killed"
@@ -229,6 +233,9 @@ def test_random_kills_while_watching_lose_nothing_and_match_a_clean_run(tmp_path
     assert halfway >= 2
 
     process = start_watching(watched, tmp_path / "watch-last.log")  # the next start catches up
+    assert wait_for(
+        lambda: count(watched, UNREAD) == 0, 120
+    )  # and reads the words of what it added, meanwhile
     process.send_signal(signal.SIGTERM)
     assert process.wait(timeout=60) == 0
 

@@ -52,7 +52,7 @@ def test_indexing_pauses_between_files_and_goes_on_when_resumed(tmp_path) -> Non
         reports = []
         run = threading.Thread(
             target=lambda: reports.append(
-                library.index([media], model="tiny-test", progress=progress, control=control)
+                library.index([media], model="tiny-test", progress=progress, control=control, read_text=False)
             )
         )
         run.start()

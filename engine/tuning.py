@@ -26,6 +26,8 @@ from engine.decoding import DecodeJob, DecodePool
 from engine.errors import UsageError
 from engine.models.presets import CHECKPOINT, parse_model_spec
 from engine.paths import display
+from engine.training.teacher_captions import CaptionDistillOptions
+from engine.training.train import TrainOptions
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +39,9 @@ TUNED_FROM_SETTING = "tuned_from"
 MAX_PICTURES = 10_000
 #: Frames a video lends at most (its sampled moments, evenly spread).
 FRAMES_PER_VIDEO = 4
+#: Adapting a trained model takes smaller steps than training one (the recipe's 1e-3 undid the shipped `shapes`
+#: model's learning in 20 steps: held-out R@1 82 → 75; 1e-4 raised it to 89).
+LEARNING_RATE = 1e-4
 #: Minutes of training when the person names none.
 DEFAULT_MINUTES = 10.0
 
@@ -96,7 +101,6 @@ def tune(
     tuned model only if it is better on the held-out captions. `say` hears what is happening, in sentences."""
     from engine.models.loader import resolve_device
     from engine.training.teacher_captions import distill_from_teacher_captions
-    from engine.training.train import TrainOptions
 
     current = library.current_model()
     if current is None:
@@ -106,11 +110,18 @@ def tune(
     pictures = _pictures(library, seed, say)
     if not pictures:
         raise UsageError("This library has no photos or video frames to tune on.")
-    folder = library.folder / TUNED_FOLDER
+    # Absolute: the model spec is read from any working directory.
+    folder = library.folder.resolve() / TUNED_FOLDER
     out = folder / f"{parse_model_spec(current.spec).preset.name}-{dt.datetime.now():%Y%m%d-%H%M%S}.pt"
     say(f"The Slow model writes captions for {len(pictures)} pictures, then the Fast model learns from them "
         f"for {minutes:g} minutes.")  # fmt: skip
-    options = TrainOptions(minutes=minutes, device=resolve_device(device), seed=seed)
+    options = TrainOptions(
+        minutes=minutes,
+        device=resolve_device(device),
+        seed=seed,
+        batch_size=_batch_size(len(pictures)),
+        learning_rate=LEARNING_RATE,
+    )
     report = distill_from_teacher_captions(
         pictures, teacher, student, out, options, source=str(library.folder)
     )
@@ -142,6 +153,14 @@ def tune(
         minutes=round((time.monotonic() - started) / 60, 2),
         checkpoint=out if tuned else None,
     )
+
+
+def _batch_size(pictures: int) -> int:
+    """A batch of whole mined groups that a small library still fills (the recipe's 64 where it can)."""
+    group = CaptionDistillOptions().distill.group
+    if pictures < 2 * group:
+        raise UsageError(f"This library has {pictures} pictures; tuning needs at least {2 * group}.")
+    return min(TrainOptions().batch_size, pictures // group * group)
 
 
 def untune(library) -> str:

@@ -70,23 +70,20 @@ class TuneReport:
         return {**self.__dict__, "checkpoint": str(self.checkpoint) if self.checkpoint else None}
 
 
-def tunable_pair(spec: str) -> tuple[Path, Path]:
-    """The Fast and Slow checkpoints a library's model `spec` is tuned from; UsageError, in one sentence, for a
-    model that cannot be tuned here."""
+def tunable_pair(spec: str, origin: str | None = None) -> tuple[str, str]:
+    """The Fast and Slow specs a library's model `spec` is tuned from (the Slow one paired with `origin`, the
+    model a tuned one was made from, if any); UsageError, in one sentence, for a model that cannot be tuned."""
     from engine.models.presets import paired_slow
 
-    fast = parse_model_spec(spec)
-    slow_spec = paired_slow(spec)
+    slow_spec = paired_slow(origin or spec)
     if slow_spec is None:
         raise UsageError(f"The model {spec} has no Slow model to learn from, so it cannot be tuned.")
-    slow = parse_model_spec(slow_spec)
-    if fast.preset.architecture != CHECKPOINT or slow.preset.architecture != CHECKPOINT:
+    fast, slow = parse_model_spec(spec), parse_model_spec(slow_spec)
+    if (fast.preset.architecture == CHECKPOINT) != (slow.preset.architecture == CHECKPOINT):
         raise UsageError(
-            f"Tuning is for Glimpse's own models (such as shapes) for now; {fast.preset.name} is an open_clip "
-            "model, whose tuning is not built yet."
+            f"The model {spec} and its Slow model {slow_spec} are not of one kind: it cannot be tuned."
         )
-    assert fast.path is not None and slow.path is not None
-    return fast.path, slow.path
+    return spec, slow_spec
 
 
 def tune(
@@ -100,12 +97,16 @@ def tune(
     """Tune `library`'s (an open, writable `engine.Library`) Fast model on its pictures; the library uses the
     tuned model only if it is better on the held-out captions. `say` hears what is happening, in sentences."""
     from engine.models.loader import resolve_device
+    from engine.training.finetune import FINETUNE_LEARNING_RATE
+    from engine.training.openclip_tune import tune_open_clip
     from engine.training.teacher_captions import distill_from_teacher_captions
 
     current = library.current_model()
     if current is None:
         raise UsageError("This library has not been indexed yet; run `glimpse index` first.")
-    student, teacher = tunable_pair(current.spec)
+    origin = library.catalogue.get_setting(TUNED_FROM_SETTING)
+    student, teacher = tunable_pair(current.spec, origin)
+    checkpoint_models = parse_model_spec(student).preset.architecture == CHECKPOINT
     started = time.monotonic()
     pictures = _pictures(library, seed, say)
     if not pictures:
@@ -120,17 +121,21 @@ def tune(
         device=resolve_device(device),
         seed=seed,
         batch_size=_batch_size(len(pictures)),
-        learning_rate=LEARNING_RATE,
+        learning_rate=LEARNING_RATE if checkpoint_models else FINETUNE_LEARNING_RATE,
     )
-    report = distill_from_teacher_captions(
-        pictures, teacher, student, out, options, source=str(library.folder)
-    )
+    if checkpoint_models:
+        student_path, teacher_path = parse_model_spec(student).path, parse_model_spec(teacher).path
+        assert student_path is not None and teacher_path is not None
+        report = distill_from_teacher_captions(
+            pictures, teacher_path, student_path, out, options, source=str(library.folder)
+        )
+    else:
+        report = tune_open_clip(pictures, student, teacher, out, options)
     tuned = report.improved
     model = current.spec
     if tuned:
         model = f"{parse_model_spec(current.spec).preset.name}@{out}"
-        origin = library.catalogue.get_setting(TUNED_FROM_SETTING) or current.spec
-        library.catalogue.set_setting(TUNED_FROM_SETTING, origin)
+        library.catalogue.set_setting(TUNED_FROM_SETTING, origin or current.spec)
         say(
             f"The tuned model finds the held-out captions' pictures more often (R@1 {report.held_out_r1_before:.1f} "
             f"→ {report.held_out_r1_after:.1f}): the library's files are re-embedded with it."

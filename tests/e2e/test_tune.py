@@ -70,13 +70,23 @@ def test_a_library_of_too_few_pictures_is_not_tuned(tmp_path):
     assert "6 pictures" in _error(run.stderr)
 
 
-def test_a_model_whose_tuning_is_not_built_says_so(tmp_path):
+def test_an_open_clip_library_is_tuned_by_its_coca(tmp_path):
+    """The plumbing on tiny-test's random CLIP and CoCa: captions written, the decision reported."""
     data = tmp_path / "synth"
-    assert glimpse("dataset", "synth", data, "--images", "4", "--seed", "3").code == 0
+    assert glimpse("dataset", "synth", data, "--images", "16", "--seed", "3").code == 0
     library = tmp_path / "library"
     assert (
         glimpse("index", data / "images", "--model", "tiny-test", "--no-read-text", library=library).code == 0
     )
-    run = glimpse("tune", "--minutes", "0.1", library=library)
-    assert run.code == 2
-    assert "tiny-test" in _error(run.stderr)
+    run = glimpse("tune", "--minutes", "0.05", "--json", library=library)
+    assert run.code == 0, run.stderr
+    report = run.json()
+    assert report["pictures"] == 16 and report["written"] >= report["kept"] >= report["held_out"]
+    assert "writing captions" in run.stderr and "teacher scoring" in run.stderr
+    status = glimpse("status", "--json", library=library).json()
+    assert status["tuned"] is report["tuned"] and status["model"] == report["model"]
+    if report["tuned"]:
+        assert Path(report["checkpoint"]).is_file() and report["model"].startswith("tiny-test@")
+    else:
+        assert report["checkpoint"] is None and report["model"] == "tiny-test"
+        assert "not used" in run.stderr and not list((library / "tuned").glob("*.pt"))

@@ -31,6 +31,9 @@ from engine.jobs import (
     Resume,
     SetFrameInterval,
     StateChanged,
+    Tune,
+    TuneFinished,
+    UndoTune,
 )
 from engine.results import IndexReport
 
@@ -47,6 +50,7 @@ class IndexingController(QObject):
     #: "off", "starting", "indexing", "reading", "paused", "watching", "idle", "cancelled" or "stopped"
     state_changed = Signal(str)
     report = Signal(object)  # IndexReport of a finished run
+    tuned = Signal(object)  # engine.jobs.TuneFinished
     folders_changed = Signal(list, list)  # watched, excluded (str paths)
     notice = Signal(str)  # a sentence for the status bar
     error = Signal(str)  # a sentence: something failed
@@ -114,6 +118,12 @@ class IndexingController(QObject):
     def cancel(self) -> None:
         self.send(Cancel())
 
+    def tune(self, minutes: float) -> None:
+        self.send(Tune(minutes))
+
+    def undo_tune(self) -> None:
+        self.send(UndoTune())
+
     def send(self, command: Command) -> None:
         if not self.running:
             self.error.emit("The indexer is not running: choose File → Restart indexing.")
@@ -140,6 +150,8 @@ class IndexingController(QObject):
                 self._set_state(state)
             case Finished(report):
                 self.report.emit(report)
+            case TuneFinished():
+                self.tuned.emit(event)
             case FoldersChanged(folders, excluded):
                 self.folders_changed.emit(folders, excluded)
             case Notice(message):
@@ -168,6 +180,21 @@ def _exit_sentence(code: int) -> str:
             "Choose File → Restart indexing to go on; Help → Show log file says more."
         )
     return "The indexer stopped; Help → Show log file says why. Choose File → Restart indexing to go on."
+
+
+def describe_tuning(event: TuneFinished) -> str:
+    """One sentence about a finished tuning or undo."""
+    if event.undone:
+        return f"Tuning undone: the library searches with {event.model} again."
+    if event.tuned:
+        return (
+            f"Tuned to your library: finding the right picture first went from {event.r1_before:.0f}% "
+            f"to {event.r1_after:.0f}%."
+        )
+    return (
+        f"The tuned model was not better ({event.r1_after:.0f}% against {event.r1_before:.0f}%), "
+        "so the current model is kept."
+    )
 
 
 def describe_report(report: IndexReport) -> str:
@@ -230,7 +257,11 @@ class IndexingStatus(QWidget):
             return
         self.bar.setRange(0, event.total)
         self.bar.setValue(event.done)
-        if event.stage == "reading":
+        if event.stage == "re-embedding":
+            self.pause_button.setVisible(True)  # training is over: this part pauses and cancels
+            self.cancel_button.setVisible(True)
+            text = f"Re-embedding the library: {event.done:,} of {event.total:,} files"
+        elif event.stage == "reading":
             text = f"Reading the words in photos and videos: {event.done:,} of {event.total:,} files"
         else:
             text = f"Indexing {folder}: {event.done:,} of {event.total:,} files"
@@ -244,12 +275,16 @@ class IndexingStatus(QWidget):
 
     def show_state(self, state: str) -> None:
         busy = state in ("indexing", "reading", "paused")
-        self.bar.setVisible(busy)
+        self.bar.setVisible(busy or state == "tuning")
+        # Training runs to its minutes; the re-embedding after it pauses and cancels (state "indexing").
         self.pause_button.setVisible(busy)
         self.cancel_button.setVisible(busy)
         self.pause_button.setText("Resume" if state == "paused" else "Pause")
         if state == "paused":
             self.label.setText(self.label.text().split(" · ")[0] + " · paused")
+        elif state == "tuning":
+            self.bar.setRange(0, 0)
+            self.label.setText("Tuning to your library: writing captions, then training…")
         elif state == "starting":
             self.label.setText("Starting the indexer…")
         elif state == "reading":

@@ -39,7 +39,7 @@ from desktop import system
 from desktop.detail_pane import DetailPane
 from desktop.folders_dialog import FoldersDialog, native_folder_picker
 from desktop.format import count
-from desktop.indexing import IndexingController, IndexingStatus, describe_report
+from desktop.indexing import IndexingController, IndexingStatus, describe_report, describe_tuning
 from desktop.query_chips import QueryChips
 from desktop.results_model import ResultDelegate, ResultsModel
 from desktop.settings import AppSettings
@@ -338,6 +338,7 @@ class MainWindow(QMainWindow):
     def _connect_indexing(self) -> None:
         self.indexing.progress.connect(self._indexing_progress)
         self.indexing.report.connect(self._indexed)
+        self.indexing.tuned.connect(self._tuned)
         self.indexing.state_changed.connect(self._refresh_empty_state)
         self.indexing.folders_changed.connect(self._folders_changed)
         self.indexing.notice.connect(lambda text: self.statusBar().showMessage(text, 10_000))
@@ -369,6 +370,13 @@ class MainWindow(QMainWindow):
             self._run(self.last_request, keep_selection=True)  # new files appear in the results at once
         if changed and self.status_info is not None and not self.status_info.model:
             self.library.warm_up()
+
+    def _tuned(self, event) -> None:
+        self.statusBar().showMessage(describe_tuning(event), 30_000)
+        self.settings.model = event.model  # so a restart of the indexer keeps the model the library uses now
+        self.library.status()
+        if self.last_request is not None:
+            self._run(self.last_request, keep_selection=True)  # the results the new model finds
 
     def _folders_changed(self, watched: list[str], excluded: list[str]) -> None:
         self.watched, self.excluded = watched, excluded
@@ -604,7 +612,13 @@ class MainWindow(QMainWindow):
         return dialog
 
     def show_settings(self) -> None:
-        dialog = SettingsDialog(self.settings, self)
+        dialog = SettingsDialog(
+            self.settings,
+            self,
+            status=self.status_info,
+            on_tune=self.indexing.tune,
+            on_undo_tune=self.indexing.undo_tune,
+        )
         if not dialog.exec():
             return
         self.loader.cache.max_bytes = self.settings.thumbnail_cache_mb * 1_000_000

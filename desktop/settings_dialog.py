@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -10,22 +12,32 @@ from PySide6.QtWidgets import (
     QDoubleSpinBox,
     QFormLayout,
     QLabel,
+    QPushButton,
     QSpinBox,
     QVBoxLayout,
     QWidget,
 )
 
 from desktop.settings import AppSettings
+from desktop.tune_dialog import TuneDialog, why_not_tunable
 from desktop.welcome import model_choices
 from engine import Library
 from engine.library import default_rerank
+from engine.results import LibraryStatus
 
 
 class SettingsDialog(QDialog):
     """Edits `AppSettings`; `changed_indexing` tells whether indexing must restart to take the change."""
 
     def __init__(
-        self, settings: AppSettings, parent: QWidget | None = None, detected: str | None = None
+        self,
+        settings: AppSettings,
+        parent: QWidget | None = None,
+        detected: str | None = None,
+        *,
+        status: LibraryStatus | None = None,
+        on_tune: Callable[[float], None] = lambda minutes: None,
+        on_undo_tune: Callable[[], None] = lambda: None,
     ) -> None:
         super().__init__(parent)
         self.setWindowTitle("Settings — Glimpse")
@@ -68,6 +80,17 @@ class SettingsDialog(QDialog):
         self.cache.setSuffix(" MB")
         self.cache.setValue(settings.thumbnail_cache_mb)
 
+        self.status, self._on_tune, self._on_undo_tune = status, on_tune, on_undo_tune
+        self.tune = QPushButton("Tune to my library…")
+        why = why_not_tunable(status)
+        self.tune.setEnabled(why is None)
+        self.tune.setToolTip(why or "Adapt the search model to your own photos (takes minutes).")
+        self.tune.clicked.connect(self.open_tune)
+        self.undo_tune = QPushButton("Undo tuning")
+        self.undo_tune.setToolTip("Go back to the preset's own model and re-embed the library.")
+        self.undo_tune.setVisible(bool(status and status.tuned))
+        self.undo_tune.clicked.connect(self._undo)
+
         form = QFormLayout()
         form.addRow("Model", self.model)
         form.addRow("Device", self.device)
@@ -77,6 +100,8 @@ class SettingsDialog(QDialog):
         form.addRow("", self.read_text)
         form.addRow("Video: one frame every", self.interval)
         form.addRow("Thumbnail cache", self.cache)
+        form.addRow("", self.tune)
+        form.addRow("", self.undo_tune)
         note = QLabel("Changing the model re-indexes every file with it; the old index is kept until then.")
         note.setWordWrap(True)
         buttons = QDialogButtonBox(
@@ -88,6 +113,22 @@ class SettingsDialog(QDialog):
         layout.addLayout(form)
         layout.addWidget(note)
         layout.addWidget(buttons)
+
+    def open_tune(self) -> TuneDialog:
+        assert self.status is not None
+        dialog = TuneDialog(self.status, self)
+        dialog.accepted.connect(lambda: self._start_tune(dialog.minutes.value()))
+        dialog.open()
+        return dialog
+
+    def _start_tune(self, minutes: float) -> None:
+        self._on_tune(minutes)
+        self.tune.setEnabled(False)
+        self.tune.setToolTip("Tuning has started: the status bar shows how far it is.")
+
+    def _undo(self) -> None:
+        self._on_undo_tune()
+        self.undo_tune.setEnabled(False)
 
     def accept(self) -> None:
         settings = self.settings

@@ -19,6 +19,9 @@ from engine.jobs import (
     Ready,
     SetFrameInterval,
     StateChanged,
+    Tune,
+    TuneFinished,
+    UndoTune,
     decode,
     encode,
 )
@@ -100,3 +103,36 @@ def test_a_second_writer_hears_who_holds_the_library(tmp_path) -> None:
         error = service.wait_event(Error, 60)
         service.stop()
     assert error is not None and "is being changed by another Glimpse process" in error.message
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        Tune(0.5),
+        UndoTune(),
+        TuneFinished(model="shapes@/l/tuned/x.pt", tuned=True, pictures=40, r1_before=82.0, r1_after=89.0),
+    ],
+)
+def test_tuning_messages_round_trip_through_json(message) -> None:
+    kinds = EVENTS if isinstance(message, TuneFinished) else COMMANDS
+    assert decode(encode(message), kinds) == message
+
+
+def test_a_library_that_cannot_be_tuned_hears_one_sentence_and_the_service_goes_on(tmp_path) -> None:
+    photos = tmp_path / "photos"
+    for i in range(3):
+        make_photo(photos / f"p{i}.jpg", size=(160, 120), seed=i)
+    service = IndexService(tmp_path / "library", model="tiny-test", read_text=False, watch=False)
+    service.start()
+    try:
+        assert service.wait_event(Ready, 60) is not None
+        service.send(AddFolder(str(photos)))
+        assert service.wait_event(Finished, 120) is not None
+        service.send(Tune(0.1))
+        error = service.wait_event(Error, 60)
+        # tiny-test has no Slow model and 3 pictures are too few: either way one sentence, and no crash.
+        assert error is not None and "tun" in error.message and error.message.count(". ") == 0
+        assert service.wait_event(StateChanged, 10, where=lambda e: e.state == "idle") is not None
+        assert service.running
+    finally:
+        service.stop()

@@ -180,6 +180,17 @@ class Library:
         """The model spec whose vectors this library searches (None before the first index)."""
         return self.catalogue.get_setting(MODEL_SETTING)
 
+    @property
+    def slow_model(self) -> str | None:
+        """The Slow spec that re-ranks this library's searches (None when its model has no pair): its model's
+        pair, or for a tuned model the pair of the model it was tuned from (a tuned `NAME@random` keeps its
+        random-weight teacher)."""
+        from engine.models.presets import paired_slow
+        from engine.tuning import TUNED_FROM_SETTING
+
+        spec = self.catalogue.get_setting(TUNED_FROM_SETTING) or self.model
+        return paired_slow(spec) if spec is not None else None
+
     def current_model(self) -> CurrentModel | None:
         """The library's model and its vectors' space, resolved once (None before the first index)."""
         spec = self.model
@@ -468,15 +479,15 @@ class Library:
         self.catalogue.set_setting(RERANK_SETTING, str(int(k)))
 
     def _reranker(self, spec: str, *, explicit: bool, notice: Callable[[str], None]):
-        """The Slow re-ranker paired with the model `spec`, or None (no pair, or its weights are away)."""
+        """The library's Slow re-ranker (`slow_model`) for a search with `spec`, or None (no pair, or its
+        weights are away)."""
         from engine.errors import ModelUnavailable
         from engine.models import load_slow
-        from engine.models.presets import paired_slow
         from engine.search.fusion import fusion_weight
         from engine.search.rerank import Reranker
         from engine.token_cache import TokenCache
 
-        slow = paired_slow(spec)
+        slow = self.slow_model
         if slow is None:
             if explicit:
                 raise UsageError(f"the model {spec} has no Slow re-ranker; search without --rerank")

@@ -153,10 +153,8 @@ class LocalReader:
         """Load the Slow re-ranker paired with the library's model, if it has one and its weights are here."""
         from engine.errors import ModelUnavailable
         from engine.models import load_slow
-        from engine.models.presets import paired_slow
 
-        model = self.library.model
-        slow = paired_slow(model) if model is not None else None
+        slow = self.library.slow_model
         if slow is not None:
             # Without its weights, a search says so itself, as a notice, when it re-ranks without it.
             with contextlib.suppress(ModelUnavailable):

@@ -50,3 +50,21 @@ def test_a_tuned_model_learns_from_the_slow_model_its_origin_is_paired_with(tmp_
 def test_a_model_and_a_slow_model_of_two_kinds_are_not_tuned() -> None:
     with pytest.raises(UsageError, match="cannot be tuned"):
         tunable_pair("shapes", "tiny-test")
+
+
+def test_a_tuned_model_is_re_ranked_by_the_slow_model_of_the_model_it_was_tuned_from(tmp_path: Path) -> None:
+    from engine.library import MODEL_SETTING, Library
+    from engine.tuning import TUNED_FROM_SETTING
+
+    weights = tmp_path / "tuned.pt"
+    weights.write_bytes(b"")  # the spec names a file; nothing loads it here
+    with Library.open(tmp_path / "library", writable=True) as library:
+        assert library.slow_model is None  # not indexed yet
+        library.catalogue.set_setting(MODEL_SETTING, "vit-b-32@random")
+        assert library.slow_model == "coca-vit-b-32@random"
+        # Tuned: its weights file says nothing of the Slow model's; the origin's random teacher stays.
+        library.catalogue.set_setting(MODEL_SETTING, f"vit-b-32@{weights}")
+        library.catalogue.set_setting(TUNED_FROM_SETTING, "vit-b-32@random")
+        assert library.slow_model == "coca-vit-b-32@random"
+        library.catalogue.delete_setting(TUNED_FROM_SETTING)
+        assert library.slow_model == "coca-vit-b-32"  # a plain weights file keeps the preset's own Slow model

@@ -622,7 +622,12 @@ class MainWindow(QMainWindow):
         if not dialog.exec():
             return
         self.loader.cache.max_bytes = self.settings.thumbnail_cache_mb * 1_000_000
-        if dialog.changed_indexing:
+        if dialog.changed_indexing and dialog.tuning_started:
+            self.statusBar().showMessage(
+                "The new indexing settings apply once tuning is done: choose File → Restart indexing then.",
+                15_000,
+            )
+        elif dialog.changed_indexing:
             self.start_indexing()
 
     def first_run(self) -> WelcomeDialog:

@@ -43,6 +43,8 @@ class SettingsDialog(QDialog):
         self.setWindowTitle("Settings — Glimpse")
         self.settings = settings
         self.changed_indexing = False
+        #: Whether a tuning (or its undo) was started from here: the indexer must not restart under it.
+        self.tuning_started = False
 
         self.model = QComboBox()
         for preset, label in model_choices():
@@ -123,11 +125,13 @@ class SettingsDialog(QDialog):
 
     def _start_tune(self, minutes: float) -> None:
         self._on_tune(minutes)
+        self.tuning_started = True
         self.tune.setEnabled(False)
         self.tune.setToolTip("Tuning has started: the status bar shows how far it is.")
 
     def _undo(self) -> None:
         self._on_undo_tune()
+        self.tuning_started = True
         self.undo_tune.setEnabled(False)
 
     def accept(self) -> None:

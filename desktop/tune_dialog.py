@@ -14,7 +14,6 @@ from PySide6.QtWidgets import (
 
 from engine.errors import UsageError
 from engine.results import LibraryStatus
-from engine.tuning import DEFAULT_MINUTES, tunable_pair
 
 
 def why_not_tunable(status: LibraryStatus | None) -> str | None:
@@ -23,6 +22,8 @@ def why_not_tunable(status: LibraryStatus | None) -> str | None:
         return "Index some photos first: tuning learns from the pictures in the library."
     if status.tuned:
         return None  # tuned again from the model it was made from (the engine knows which)
+    from engine.tuning import tunable_pair  # imports torch: not at the window's start
+
     try:
         tunable_pair(status.model)
     except UsageError as error:
@@ -34,6 +35,8 @@ class TuneDialog(QDialog):
     """Explains tuning and asks for the minutes; `minutes` once accepted."""
 
     def __init__(self, status: LibraryStatus, parent: QWidget | None = None) -> None:
+        from engine.tuning import DEFAULT_MINUTES
+
         super().__init__(parent)
         self.setWindowTitle("Tune to my library — Glimpse")
         pictures = status.images + status.videos

@@ -52,8 +52,12 @@ def child(library: Path, query: str) -> int:
         results = 0 if response.error else len(response.results.all)
         print(
             json.dumps(
-                {"shown_s": round(shown, 3), "results_s": round(time.time() - t0, 3), "results": results,
-                 "error": response.error or None}
+                {
+                    "shown_s": round(shown, 3),
+                    "results_s": round(time.time() - t0, 3),
+                    "results": results,
+                    "error": response.error or None,
+                }
             ),
             flush=True,
         )
@@ -95,7 +99,12 @@ def main() -> int:
 
     runtime = Path(tempfile.mkdtemp(prefix="glimpse-window-bench-"))
     os.chmod(runtime, 0o700)
-    env = {**os.environ, "XDG_RUNTIME_DIR": str(runtime), "HF_HUB_OFFLINE": "1", "QT_QPA_PLATFORM": "offscreen"}
+    env = {
+        **os.environ,
+        "XDG_RUNTIME_DIR": str(runtime),
+        "HF_HUB_OFFLINE": "1",
+        "QT_QPA_PLATFORM": "offscreen",
+    }
     env.pop("GLIMPSE_NO_DAEMON", None)
     os.environ.update(XDG_RUNTIME_DIR=str(runtime))
     from engine.serve.client import stop_engine
@@ -108,7 +117,10 @@ def main() -> int:
             stop_engine(args.library)
             subprocess.run(
                 [GLIMPSE, "search", "warm up", "--json", "--library", args.library],
-                env=env, capture_output=True, check=True, timeout=600,
+                env=env,
+                capture_output=True,
+                check=True,
+                timeout=600,
             )
             runs["engine_running"].append(launch(args.library, args.query, env))
     finally:

@@ -15,6 +15,9 @@ from engine.search.fusion import CONFIG_ENV
 def config_folder() -> Iterator[Path]:
     """A configuration folder of the tests' own (calibrated fusion weights live there), for this process and
     every `glimpse` it starts."""
-    with tempfile.TemporaryDirectory(prefix="glimpse-config-") as folder, pytest.MonkeyPatch.context() as patch:
+    with (
+        tempfile.TemporaryDirectory(prefix="glimpse-config-") as folder,
+        pytest.MonkeyPatch.context() as patch,
+    ):
         patch.setenv(CONFIG_ENV, folder)
         yield Path(folder)

@@ -126,9 +126,7 @@ def test_pause_resume_and_cancel_reach_the_indexer(make_window, tmp_path, qtbot)
     media = tmp_path / "media"
     make_media(media, photos=30, videos=0)
     # The visual pass alone: the reading pass that would follow it has tests of its own.
-    window = make_window(
-        tmp_path / "library", picker=FakePicker(str(media)), start=True, read_text=False
-    )
+    window = make_window(tmp_path / "library", picker=FakePicker(str(media)), start=True, read_text=False)
     window.show()
     qtbot.waitUntil(lambda: window.indexing.state == "idle", timeout=60_000)
     states: list[str] = []

@@ -21,7 +21,6 @@ from __future__ import annotations
 import random
 import sys
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -37,6 +36,7 @@ from engine.models.presets import parse_model_spec
 from engine.training.distill import DistillOptions, soft_loss
 from engine.training.losses import info_nce
 from engine.training.mining import mine_groups
+from engine.training.teacher_captions import CaptionDistillReport
 from engine.training.train import TrainOptions, TrainReport, optimise
 
 #: Captions CoCa samples per picture (repeats dropped), and their length at most in tokens: short, literal
@@ -49,25 +49,6 @@ TEMPERATURE = 0.7
 CHUNK = 16
 
 
-@dataclass(frozen=True)
-class OpenClipTuneReport:
-    """What tuning an open_clip preset did (the fields `glimpse tune` reports)."""
-
-    images: int
-    written: int
-    kept: int
-    held_out_captions: int
-    held_out_r1_before: float
-    held_out_r1_after: float
-    train: TrainReport
-    #: Seconds spent writing captions, mining and scoring, before the first step.
-    preparation_seconds: float
-
-    @property
-    def improved(self) -> bool:
-        return self.held_out_r1_after > self.held_out_r1_before
-
-
 def tune_open_clip(
     pictures: list[Image.Image],
     fast_spec: str,
@@ -76,7 +57,7 @@ def tune_open_clip(
     options: TrainOptions,
     distill: DistillOptions | None = None,
     held_out_share: float = 0.1,
-) -> OpenClipTuneReport:
+) -> CaptionDistillReport:
     """Fine-tune the open_clip Fast `fast_spec` on `pictures`, taught by the CoCa `slow_spec`; write it to `out`."""
     distill = distill or DistillOptions(group=8)
     started = time.monotonic()
@@ -177,7 +158,7 @@ def tune_open_clip(
     torch.save(model.state_dict(), temporary)
     temporary.replace(out)
     report = TrainReport.of(out, "fast", run, len(pictures), len(training), preparation)
-    return OpenClipTuneReport(
+    return CaptionDistillReport(
         len(pictures), written, len(kept), len(held_out), before, after, report, preparation
     )
 
